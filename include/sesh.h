@@ -1,0 +1,297 @@
+/*
+ * sesh.h - sessions and resumable message streams shared by the processes
+ * of one host through POSIX shared memory.
+ *
+ * This header is the whole public API and its manual. Every function that
+ * can fail returns 0 on success or a negative errno value; sesh_strerror()
+ * names any value returned. Handles are opaque and constructors fill an
+ * out-parameter.
+ *
+ * A domain is one shared-memory object, /dev/shm/sesh.NAME (the directory
+ * can be changed with the SESH_SHM_DIR environment variable), created once
+ * and attached by any number of processes. Every attached handle owns a
+ * slot in the domain's process registry (two handles of one process take
+ * two slots) and is known alive or dead through an open file description
+ * lock that the kernel drops when the process dies.
+ *
+ * Times are int64_t nanoseconds since the Epoch, of CLOCK_REALTIME.
+ *
+ * SESH_SHM_DIR names the directory of the objects (read with
+ * secure_getenv; unset or empty means /dev/shm). A missing directory makes
+ * sesh_open() fail with -ENOENT, even with SESH_CREATE.
+ *
+ * Copyright (c) 2026 the sesh authors. MIT licence.
+ */
+#ifndef SESH_H
+#define SESH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(SESH_BUILDING_LIBRARY)
+#define SESH_API __attribute__((visibility("default")))
+#else
+#define SESH_API
+#endif
+
+#define SESH_VERSION_MAJOR 0
+#define SESH_VERSION_MINOR 1
+#define SESH_VERSION_PATCH 0
+/** Version of this header: major * 10000 + minor * 100 + patch. */
+#define SESH_VERSION                                                        \
+	(SESH_VERSION_MAJOR * 10000 + SESH_VERSION_MINOR * 100 +            \
+	 SESH_VERSION_PATCH)
+
+/** Longest domain or namespace name, in bytes, without the NUL. */
+#define SESH_NAME_MAX 64
+
+/** Opaque handle on an attached domain, bound to one namespace. */
+typedef struct sesh sesh_t;
+
+/**
+ * Capacities and permissions of a domain, used when a call creates it.
+ *
+ * Fill it with sesh_config_init() and change what you need. An attaching
+ * process learns the real values from the segment (see sesh_info()).
+ */
+typedef struct sesh_config {
+	/** Sessions the domain can hold; 1..SESH_MAX_SESSIONS.
+	 * Default 65536. */
+	size_t max_sessions;
+	/** Per-session stream capacity in bytes; a power of two from 4096 to
+	 * 2^30. Default 65536. */
+	size_t stream_bytes;
+	/** Largest message; 1..stream_bytes/2, or 0 for stream_bytes/4.
+	 * Default 0. */
+	size_t max_message;
+	/** Largest metadata blob of a session; 0..2^20. Default 1024. */
+	size_t max_metadata;
+	/** Idle TTL, in seconds, of sessions created with ttl_s == 0;
+	 * at least 1. Default 1800. */
+	uint32_t idle_ttl_s;
+	/** Permissions of the shared-memory object; owner read and write
+	 * (0600) are required, only permission bits (0777) are allowed.
+	 * Applied exactly, whatever the umask. Default 0600. */
+	mode_t mode;
+	/** Slots in the process registry: how many processes can be
+	 * attached at once; 1..SESH_MAX_PROCESSES. Default 1024. */
+	uint32_t max_processes;
+} sesh_config_t;
+
+/** Upper bound of sesh_config_t.max_sessions. */
+#define SESH_MAX_SESSIONS ((size_t)1 << 26)
+/** Upper bound of sesh_config_t.max_processes. */
+#define SESH_MAX_PROCESSES 65536u
+
+/**
+ * Fill a configuration with the defaults.
+ *
+ * @param[out] cfg  configuration to fill; ignored when NULL.
+ *
+ * Context: any thread; async-signal-safe.
+ */
+SESH_API void sesh_config_init(sesh_config_t *cfg);
+
+/** sesh_open() flag: create the domain if it does not exist. */
+#define SESH_CREATE 0x1u
+/** sesh_open() flag, with SESH_CREATE: fail with -EEXIST if it exists. */
+#define SESH_EXCL 0x2u
+
+/**
+ * Attach to a domain, creating it if asked, and register this process.
+ *
+ * Creation is race-free: the segment is built under a private name and
+ * published atomically, so any number of processes may call this at once
+ * and none sees a half-initialised segment. A creator killed half-way
+ * leaves only a private file, which the next creator removes. The segment
+ * is sized once from the capacities (pages are committed when touched).
+ *
+ * A handle opened before fork() keeps working in the children: each child
+ * registers as its own process on its first call on the handle.
+ *
+ * @param[in]  name   domain name: 1..SESH_NAME_MAX bytes of [A-Za-z0-9._-].
+ * @param[in]  ns     namespace the handle is bound to, same rules;
+ *                    NULL means "default".
+ * @param[in]  cfg    capacities used if this call creates the domain;
+ *                    NULL means the defaults. Checked whenever
+ *                    SESH_CREATE is given.
+ * @param[in]  flags  0, SESH_CREATE, or SESH_CREATE | SESH_EXCL.
+ * @param[out] out    the new handle; set only on success.
+ *
+ * A process takes a dead process's registry slot only when no slot is
+ * free, so "registry full" means every slot belongs to a live process.
+ *
+ * @return 0 on success, or:
+ *   -EINVAL  a NULL name or out, a bad name or namespace, unknown flags,
+ *            SESH_EXCL without SESH_CREATE, or a configuration value out
+ *            of its range;
+ *   -ENOENT  the domain does not exist and SESH_CREATE was not given,
+ *            or the directory (SESH_SHM_DIR) does not exist;
+ *   -EEXIST  the domain exists and SESH_CREATE | SESH_EXCL was given;
+ *   -EPROTO  the object is not a sesh domain (a foreign file, a
+ *            directory, a symbolic link, ...), or has another layout
+ *            version, byte order or word size;
+ *   -EUCLEAN the segment failed validation (corrupt or truncated);
+ *   -EACCES  the permissions of the object, or of the directory when
+ *            creating, refuse this process;
+ *   -ENOSPC  the capacities need a segment larger than the limit
+ *            (2^46 bytes) or than the file system allows, or the
+ *            process registry is full;
+ *   -ENOMEM  out of memory or address space;
+ *   -EMFILE, -ENFILE  out of file descriptors;
+ *   -EIO     an unexpected system error.
+ *
+ * Context: any thread; blocking (file system calls); not
+ * async-signal-safe.
+ */
+SESH_API int sesh_open(const char *name, const char *ns,
+		       const sesh_config_t *cfg, unsigned flags, sesh_t **out);
+
+/**
+ * Detach from a domain and release this process's registry slot.
+ *
+ * The handle is freed. In a child that inherited the handle, only the
+ * child's own registration is released. The domain itself stays until
+ * sesh_unlink().
+ *
+ * @param[in] d  handle to close; NULL is ignored.
+ *
+ * Context: any thread, once no other thread uses @p d; not
+ * async-signal-safe.
+ */
+SESH_API void sesh_close(sesh_t *d);
+
+/**
+ * Remove a domain's name, and the private files of creators that died.
+ *
+ * Processes already attached keep working on their mapping; the memory is
+ * released when the last one closes. A later sesh_open() with SESH_CREATE
+ * makes a new, empty domain.
+ *
+ * @param[in] name  domain name, as for sesh_open().
+ *
+ * Dead creators' private files are removed even when the call then fails
+ * with -ENOENT.
+ *
+ * @return 0 on success, or:
+ *   -EINVAL  a NULL or bad name;
+ *   -ENOENT  no such domain (or no such directory);
+ *   -EACCES  the directory refuses this process (its permissions, the
+ *            sticky bit of /dev/shm for another user's object, or a
+ *            read-only file system);
+ *   -EIO     an unexpected system error.
+ *
+ * Context: any thread; blocking; not async-signal-safe.
+ */
+SESH_API int sesh_unlink(const char *name);
+
+/**
+ * Name an error value returned by this library.
+ *
+ * @param[in] err  a value returned by a sesh function (negative errno,
+ *                 or 0); a positive errno is accepted too.
+ *
+ * @return a static, NUL-terminated description; never NULL.
+ *
+ * Context: any thread; async-signal-safe.
+ */
+SESH_API const char *sesh_strerror(int err);
+
+/** What sesh_info() reports about a domain. */
+typedef struct sesh_info {
+	char name[SESH_NAME_MAX + 1];      /**< domain name */
+	char ns[SESH_NAME_MAX + 1];        /**< namespace of the handle */
+	uint32_t layout_version;           /**< segment layout version */
+	uint64_t domain_id;                /**< random id of this incarnation */
+	int64_t created_ns;                /**< creation, CLOCK_REALTIME */
+	size_t max_sessions;               /**< capacities as created */
+	size_t stream_bytes;
+	size_t max_message;                /**< effective: never 0 */
+	size_t max_metadata;
+	uint32_t idle_ttl_s;
+	uint32_t max_processes;
+	mode_t mode;                       /**< current permissions of the
+					    * object (fstat), 0777 bits */
+	uint64_t segment_bytes;            /**< virtual size of the segment */
+	uint64_t committed_bytes;          /**< memory the pages now use */
+	uint32_t processes_alive;          /**< registered and alive */
+	uint32_t processes_dead;           /**< died, awaiting recovery */
+	int32_t self_slot;                 /**< this handle's slot */
+} sesh_info_t;
+
+/**
+ * Describe the domain: layout, capacities, sizes and registry counts.
+ *
+ * @param[in]  d    handle.
+ * @param[out] out  filled on success.
+ *
+ * @return 0 on success, or:
+ *   -EINVAL  @p d or @p out is NULL;
+ *   -ENOSPC, -ENOMEM, -EMFILE, -ENFILE, -EACCES, -ENOENT
+ *            this process is a child whose first call had to register it,
+ *            and registering failed (registry full; out of memory or
+ *            descriptors; the object refused a new descriptor; it was
+ *            removed and /proc is not mounted);
+ *   -EIO     the segment could not be examined.
+ *
+ * Context: any thread; blocking (one fcntl per registry slot in use);
+ * not async-signal-safe.
+ */
+SESH_API int sesh_info(sesh_t *d, sesh_info_t *out);
+
+/** One entry of the process registry, as sesh_proc_list() reports it. */
+typedef struct sesh_proc {
+	uint32_t slot;        /**< registry slot */
+	pid_t pid;            /**< pid recorded when the slot was claimed */
+	int alive;            /**< 1 alive, 0 dead (awaiting recovery) */
+	int self;             /**< 1 if this is the calling handle's slot */
+	int64_t attached_ns;  /**< when it registered, CLOCK_REALTIME */
+	uint64_t incarnation; /**< bumped each time the slot is claimed */
+	char comm[16];        /**< process name when it registered, as
+			       * prctl(PR_GET_NAME) gave it: at most 15
+			       * bytes, NUL-terminated, any bytes */
+} sesh_proc_t;
+
+/**
+ * Visitor of sesh_proc_list(); a non-zero return stops the walk and is
+ * returned by sesh_proc_list().
+ */
+typedef int (*sesh_proc_fn)(const sesh_proc_t *p, void *arg);
+
+/**
+ * Visit every occupied slot of the process registry, alive or dead.
+ *
+ * The entry passed to @p fn is valid only during the call. Its pid is as
+ * seen in the pid namespace of the process that registered.
+ *
+ * Liveness is what the kernel says now: a process killed with SIGKILL is
+ * dead at once, and a recycled pid cannot pass for it. The walk is weakly
+ * consistent: a process that registers or leaves during it may or may not
+ * be seen.
+ *
+ * @param[in] d    handle.
+ * @param[in] fn   visitor, called once per occupied slot, in slot order.
+ * @param[in] arg  passed to @p fn.
+ *
+ * @return 0 after a full walk, the visitor's non-zero value if it stopped
+ * the walk (use a positive value to tell it apart from the errors), or:
+ *   -EINVAL  @p d or @p fn is NULL;
+ *   -ENOSPC, -ENOMEM, -EMFILE, -ENFILE, -EACCES, -ENOENT
+ *            as for sesh_info(): registering a forked child failed;
+ *   -EIO     a liveness query failed.
+ *
+ * Context: any thread; blocking (one fcntl per occupied slot); not
+ * async-signal-safe. @p fn may call sesh functions on @p d.
+ */
+SESH_API int sesh_proc_list(sesh_t *d, sesh_proc_fn fn, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SESH_H */

@@ -1,0 +1,232 @@
+/*
+ * layout.c - sizing a segment from its capacities, and validating the
+ * header of a segment someone else made.
+ *
+ * Sizing uses checked arithmetic throughout: a capacity that would make a
+ * size wrap or exceed SHM_MAX_SEGMENT is refused with -ENOSPC before any
+ * file is touched. Validation treats the header as hostile input: it is
+ * copied once into private memory, and every field is checked against what
+ * this build would have computed for the same capacities, so a header that
+ * passes describes exactly the geometry shm_layout() produces.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "shm/shm.h"
+
+bool shm_name_valid(const char *name)
+{
+	size_t n;
+
+	if (name == NULL)
+		return false;
+	for (n = 0; name[n] != '\0'; n++) {
+		char c = name[n];
+
+		if (n >= SESH_NAME_MAX)
+			return false;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return false;
+	}
+	return n > 0;
+}
+
+static bool is_pow2(uint64_t x)
+{
+	return x != 0 && (x & (x - 1)) == 0;
+}
+
+int shm_config_check(const sesh_config_t *cfg, sesh_config_t *out)
+{
+	sesh_config_t c = *cfg;
+
+	if (c.max_sessions < 1 || c.max_sessions > SESH_MAX_SESSIONS)
+		return -EINVAL;
+	if (!is_pow2(c.stream_bytes) || c.stream_bytes < SHM_STREAM_MIN ||
+	    c.stream_bytes > SHM_STREAM_MAX)
+		return -EINVAL;
+	if (c.max_message == 0)
+		c.max_message = c.stream_bytes / 4;
+	if (c.max_message > c.stream_bytes / 2)
+		return -EINVAL;
+	if (c.max_metadata > SHM_METADATA_MAX)
+		return -EINVAL;
+	if (c.idle_ttl_s < 1)
+		return -EINVAL;
+	if ((c.mode & ~(mode_t)0777) != 0 || (c.mode & 0600) != 0600)
+		return -EINVAL;
+	if (c.max_processes < 1 || c.max_processes > SESH_MAX_PROCESSES)
+		return -EINVAL;
+	*out = c;
+	return 0;
+}
+
+/* a + b and a * b into *r, false on overflow or past SHM_MAX_SEGMENT. */
+static bool add_ok(uint64_t a, uint64_t b, uint64_t *r)
+{
+	return !__builtin_add_overflow(a, b, r) && *r <= SHM_MAX_SEGMENT;
+}
+
+static bool mul_ok(uint64_t a, uint64_t b, uint64_t *r)
+{
+	return !__builtin_mul_overflow(a, b, r) && *r <= SHM_MAX_SEGMENT;
+}
+
+static bool round_ok(uint64_t x, uint64_t to, uint64_t *r)
+{
+	return add_ok(x, to - 1, r) && ((*r &= ~(to - 1)), true);
+}
+
+int shm_layout(const sesh_config_t *cfg, struct shm_geom *g)
+{
+	uint64_t per_session, meta, bytes, at = SHM_PAGE;
+
+	memset(g, 0, sizeof(*g));
+	g->max_sessions = cfg->max_sessions;
+	g->stream_bytes = cfg->stream_bytes;
+	g->max_message = cfg->max_message;
+	g->max_metadata = cfg->max_metadata;
+	g->idle_ttl_s = cfg->idle_ttl_s;
+	g->mode = (uint32_t)cfg->mode;
+	g->max_procs = cfg->max_processes;
+
+	/* Registry: one cache line per process slot. */
+	if (!mul_ok(g->max_procs, sizeof(struct shm_proc), &bytes) ||
+	    !round_ok(bytes, SHM_PAGE, &bytes))
+		return -ENOSPC;
+	g->region[SHM_R_REGISTRY].off = at;
+	g->region[SHM_R_REGISTRY].len = bytes;
+	if (!add_ok(at, bytes, &at))
+		return -ENOSPC;
+
+	/* Heap: each session's index bookkeeping, metadata and stream. */
+	if (!round_ok(g->max_metadata, SHM_CACHELINE, &meta) ||
+	    !add_ok(SHM_SESSION_RESERVE, meta, &per_session) ||
+	    !add_ok(per_session, g->stream_bytes, &per_session) ||
+	    !mul_ok(per_session, g->max_sessions, &bytes) ||
+	    !round_ok(bytes, SHM_PAGE, &bytes))
+		return -ENOSPC;
+	g->region[SHM_R_HEAP].off = at;
+	g->region[SHM_R_HEAP].len = bytes;
+	if (!add_ok(at, bytes, &at))
+		return -ENOSPC;
+
+	g->total_bytes = at;
+	return 0;
+}
+
+void shm_header_fill(struct shm_header *h, const struct shm_geom *g,
+		     uint64_t domain_id, int64_t created_ns)
+{
+	unsigned r;
+
+	memset(h, 0, sizeof(*h));
+	h->magic = SHM_MAGIC;
+	h->layout_version = SHM_LAYOUT_VERSION;
+	h->endian_tag = SHM_ENDIAN_TAG;
+	h->header_bytes = sizeof(struct shm_header);
+	h->proc_bytes = sizeof(struct shm_proc);
+	h->pointer_bytes = sizeof(void *);
+	h->page_bytes = SHM_PAGE;
+	h->features_compat = 0;
+	h->features_incompat = 0;
+	h->domain_id = domain_id;
+	h->created_ns = created_ns;
+	h->total_bytes = g->total_bytes;
+	h->max_sessions = g->max_sessions;
+	h->stream_bytes = g->stream_bytes;
+	h->max_message = g->max_message;
+	h->max_metadata = g->max_metadata;
+	h->idle_ttl_s = g->idle_ttl_s;
+	h->mode = g->mode;
+	h->max_procs = g->max_procs;
+	h->nregions = SHM_R_COUNT;
+	for (r = 0; r < SHM_R_COUNT; r++)
+		h->region[r] = g->region[r];
+	h->checksum = shm_header_checksum(h);
+}
+
+/* FNV-1a over the immutable part of the header. Not cryptographic: it
+ * catches scribbles and torn writes, not an attacker who can write the
+ * segment (such a process owns the domain anyway). */
+uint64_t shm_header_checksum(const struct shm_header *h)
+{
+	const uint8_t *p = (const uint8_t *)h;
+	size_t n = offsetof(struct shm_header, checksum), i;
+	uint64_t x = 0xcbf29ce484222325ull;
+
+	for (i = 0; i < n; i++) {
+		x ^= p[i];
+		x *= 0x100000001b3ull;
+	}
+	return x;
+}
+
+int shm_header_validate(const void *hdr, uint64_t file_bytes,
+			struct shm_geom *g, uint64_t *id, int64_t *created)
+{
+	struct shm_header h;
+	struct shm_geom want;
+	sesh_config_t cfg, checked;
+	unsigned r;
+
+	if (file_bytes < sizeof(h))
+		return -EPROTO;
+	/* One copy; everything below looks only at the private copy. */
+	memcpy(&h, hdr, sizeof(h));
+
+	if (h.magic != SHM_MAGIC)
+		return -EPROTO;
+	if (h.layout_version != SHM_LAYOUT_VERSION ||
+	    h.endian_tag != SHM_ENDIAN_TAG ||
+	    h.pointer_bytes != sizeof(void *) ||
+	    h.header_bytes != sizeof(struct shm_header) ||
+	    h.proc_bytes != sizeof(struct shm_proc) ||
+	    h.page_bytes != SHM_PAGE ||
+	    (h.features_incompat & ~SHM_FEATURES_INCOMPAT_KNOWN) != 0)
+		return -EPROTO;
+	if (h.checksum != shm_header_checksum(&h))
+		return -EUCLEAN;
+
+	/* The capacities must be ones we would accept, and the geometry
+	 * exactly what we would compute from them. */
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.max_sessions = (size_t)h.max_sessions;
+	cfg.stream_bytes = (size_t)h.stream_bytes;
+	cfg.max_message = (size_t)h.max_message;
+	cfg.max_metadata = (size_t)h.max_metadata;
+	cfg.idle_ttl_s = h.idle_ttl_s;
+	cfg.mode = (mode_t)h.mode;
+	cfg.max_processes = h.max_procs;
+	if (h.max_sessions != cfg.max_sessions ||
+	    h.stream_bytes != cfg.stream_bytes ||
+	    h.max_message != cfg.max_message ||
+	    h.max_metadata != cfg.max_metadata || h.max_message == 0 ||
+	    shm_config_check(&cfg, &checked) != 0 ||
+	    shm_layout(&checked, &want) != 0)
+		return -EUCLEAN;
+	if (h.nregions != SHM_R_COUNT || h.total_bytes != want.total_bytes)
+		return -EUCLEAN;
+	for (r = 0; r < SHM_R_MAX; r++) {
+		struct shm_region z = {0, 0};
+		const struct shm_region *w = r < SHM_R_COUNT ? &want.region[r]
+							     : &z;
+
+		if (h.region[r].off != w->off || h.region[r].len != w->len)
+			return -EUCLEAN;
+	}
+	/* Shorter than it says: truncated. Longer: not something we made. */
+	if (file_bytes != h.total_bytes)
+		return -EUCLEAN;
+
+	*g = want;
+	if (id != NULL)
+		*id = h.domain_id;
+	if (created != NULL)
+		*created = h.created_ns;
+	return 0;
+}

@@ -1,0 +1,211 @@
+/*
+ * registry.c - the process registry: one slot per attached process, and
+ * liveness that survives kill -9 and pid reuse.
+ *
+ * How it works. Slot i is owned by whoever holds an OFD write lock on byte
+ * SHM_LOCK_PROC + i of the segment's file. OFD locks belong to an open file
+ * description, not to a pid: the kernel drops them when the last descriptor
+ * of that description is closed, which happens when the owning process
+ * dies, however it dies. So "is slot i's owner alive?" is "does anyone hold
+ * that byte?", answered by F_OFD_GETLK through a descriptor that holds no
+ * locks itself; a recycled pid cannot pass for the dead process because the
+ * pid is never consulted.
+ *
+ * The slot's `state` says whether it was claimed: LIVE with its byte held
+ * is a live process; LIVE with its byte free is a process that died
+ * without closing, whose leftovers await recovery. Claiming takes the lock
+ * first, so two claimers can never share a slot, and only the lock holder
+ * ever writes the slot.
+ *
+ * A descriptor inherited across fork() shares its description, and so its
+ * locks, with the parent; domain.c therefore gives each process its own
+ * description (see shm_ensure_registered()).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shm/shm.h"
+
+struct shm_proc *shm_proc_slot(const struct shm_seg *s, uint32_t i)
+{
+	uint64_t off;
+
+	if (i >= s->geom.max_procs)
+		return NULL;
+	off = s->geom.region[SHM_R_REGISTRY].off +
+	      (uint64_t)i * sizeof(struct shm_proc);
+	return shm_ptr(s, SHM_R_REGISTRY, off, sizeof(struct shm_proc),
+		       SHM_CACHELINE);
+}
+
+static int lock_byte(int fd, short type, off_t at, int cmd)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl)); /* l_pid must be 0 for OFD locks */
+	fl.l_type = type;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = at;
+	fl.l_len = 1;
+	if (fcntl(fd, cmd, &fl) == 0)
+		return cmd == F_OFD_GETLK ? fl.l_type != F_UNLCK : 0;
+	if (errno == EAGAIN || errno == EACCES)
+		return -EAGAIN;
+	return -errno;
+}
+
+int shm_proc_alive(int query_fd, uint32_t i)
+{
+	return lock_byte(query_fd, F_WRLCK, SHM_LOCK_PROC + (off_t)i,
+			 F_OFD_GETLK);
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * Recover the slot of a process that died without closing. The caller
+ * holds the slot's lock, so the owner is dead and nobody else recovers it
+ * at the same time. Layers that keep per-process state in the segment
+ * release it here before the slot is reused.
+ */
+static void proc_recover(struct shm_proc *p)
+{
+	atomic_store_explicit(&p->state, SHM_PROC_FREE, memory_order_release);
+}
+
+/* Fill a slot we hold the lock of. The sequence lock lets readers copy
+ * the descriptive fields whole. */
+static void proc_fill(struct shm_proc *p)
+{
+	char comm[17] = {0};
+	uint64_t seq, w[2];
+
+	(void)prctl(PR_GET_NAME, comm, 0, 0, 0);
+	memcpy(w, comm, sizeof(w));
+
+	seq = atomic_load_explicit(&p->seq, memory_order_relaxed);
+	seq += (seq & 1) ? 2 : 1; /* odd: being written (a dead writer may
+				   * have left it odd already) */
+	atomic_store_explicit(&p->seq, seq, memory_order_relaxed);
+	/* Orders the odd sequence before the field stores below, for readers
+	 * that check the sequence after copying. */
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&p->pid, (int32_t)getpid(), memory_order_relaxed);
+	atomic_store_explicit(&p->attached_ns, now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&p->comm[0], w[0], memory_order_relaxed);
+	atomic_store_explicit(&p->comm[1], w[1], memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->incarnation, 1, memory_order_relaxed);
+	/* Release: the fields above are visible before the even sequence. */
+	atomic_store_explicit(&p->seq, seq + 1, memory_order_release);
+	/* Release: a reader that sees LIVE sees the filled slot. */
+	atomic_store_explicit(&p->state, SHM_PROC_LIVE, memory_order_release);
+}
+
+int shm_proc_claim(struct shm_seg *s, int lock_fd)
+{
+	uint32_t i, n = s->geom.max_procs;
+	int pass, rc;
+
+	/* Pass 0 takes only free slots, leaving a dead process's slot to
+	 * whoever recovers it; pass 1 recovers one when nothing is free. */
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < n; i++) {
+			struct shm_proc *p = shm_proc_slot(s, i);
+			uint32_t st;
+
+			if (p == NULL)
+				return -EUCLEAN;
+			st = atomic_load_explicit(&p->state,
+						  memory_order_relaxed);
+			if (pass == 0 && st != SHM_PROC_FREE)
+				continue;
+			rc = lock_byte(lock_fd, F_WRLCK,
+				       SHM_LOCK_PROC + (off_t)i, F_OFD_SETLK);
+			if (rc == -EAGAIN)
+				continue; /* a live owner */
+			if (rc < 0)
+				return rc;
+			/* Acquire: pairs with the release of a previous
+			 * owner's last store before it unlocked. */
+			st = atomic_load_explicit(&p->state,
+						  memory_order_acquire);
+			if (st != SHM_PROC_FREE) {
+				if (pass == 0) {
+					(void)lock_byte(lock_fd, F_UNLCK,
+							SHM_LOCK_PROC +
+								(off_t)i,
+							F_OFD_SETLK);
+					continue;
+				}
+				/* Dead, or a scribbled state: nobody holds
+				 * the lock, so nobody owns the slot. */
+				proc_recover(p);
+			}
+			proc_fill(p);
+			return (int)i;
+		}
+	}
+	return -ENOSPC;
+}
+
+void shm_proc_release(struct shm_seg *s, int lock_fd, uint32_t slot)
+{
+	struct shm_proc *p = shm_proc_slot(s, slot);
+
+	if (p != NULL) {
+		/* Release: our last writes to the slot happen before the
+		 * next owner, which acquires after taking the lock, reads
+		 * FREE. If we die between this and the unlock, the slot is
+		 * free with nobody to recover: harmless. */
+		atomic_store_explicit(&p->state, SHM_PROC_FREE,
+				      memory_order_release);
+	}
+	(void)lock_byte(lock_fd, F_UNLCK, SHM_LOCK_PROC + (off_t)slot,
+			F_OFD_SETLK);
+}
+
+bool shm_proc_read(const struct shm_proc *p, sesh_proc_t *out)
+{
+	int tries;
+
+	for (tries = 0; tries < 1000; tries++) {
+		uint64_t s1, s2, w[2];
+
+		/* Acquire: the fields read below are at least as new as
+		 * the sequence value. */
+		s1 = atomic_load_explicit(&p->seq, memory_order_acquire);
+		if (s1 & 1)
+			continue;
+		if (atomic_load_explicit(&p->state, memory_order_relaxed) ==
+		    SHM_PROC_FREE)
+			return false;
+		out->pid = atomic_load_explicit(&p->pid, memory_order_relaxed);
+		out->attached_ns = atomic_load_explicit(&p->attached_ns,
+							memory_order_relaxed);
+		out->incarnation = atomic_load_explicit(&p->incarnation,
+							memory_order_relaxed);
+		w[0] = atomic_load_explicit(&p->comm[0], memory_order_relaxed);
+		w[1] = atomic_load_explicit(&p->comm[1], memory_order_relaxed);
+		/* Orders the field loads before the re-check of seq. */
+		atomic_thread_fence(memory_order_acquire);
+		s2 = atomic_load_explicit(&p->seq, memory_order_relaxed);
+		if (s1 != s2)
+			continue;
+		memcpy(out->comm, w, sizeof(out->comm));
+		out->comm[sizeof(out->comm) - 1] = '\0';
+		return true;
+	}
+	return false;
+}

@@ -1,0 +1,273 @@
+/*
+ * shm.h - the bottom layer: segment layout, validation, offset addressing
+ * and the process registry. Internal to the library.
+ *
+ * A domain is one file in a tmpfs directory (/dev/shm by default), mapped
+ * MAP_SHARED by every attached process at an address of its own. The file
+ * is laid out as:
+ *
+ *	page 0		struct shm_header: identity, capacities, region table
+ *	regions		page-aligned, listed in the header's region table:
+ *			  SHM_R_REGISTRY  one struct shm_proc per process slot
+ *			  SHM_R_HEAP      per-session memory, sized from the
+ *			                  capacities; committed when touched
+ *
+ * Everything stored in the segment is an offset from its base (0 = none).
+ * The segment is untrusted: the header is validated once at attach and a
+ * private copy of its geometry (struct shm_geom) is kept; every later
+ * access to the segment goes through shm_ptr(), which checks region,
+ * bounds and alignment against that private copy.
+ *
+ * Byte-range locks (OFD locks, owned by an open file description, released
+ * by the kernel when the last descriptor of it closes, i.e. when the
+ * process dies) are taken on the segment's own file:
+ *
+ *	byte SHM_LOCK_INIT		held by the creator while it builds the
+ *					segment under its private name
+ *	bytes SHM_LOCK_PROC + slot	held by the process owning that slot
+ */
+#ifndef SESH_SHM_H
+#define SESH_SHM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sesh.h"
+
+#define SHM_MAGIC 0x314d4f4448534553ull /* "SESHDOM1", little-endian */
+#define SHM_LAYOUT_VERSION 1u
+#define SHM_ENDIAN_TAG 0x01020304u
+#define SHM_PAGE 4096u
+#define SHM_CACHELINE 64u
+
+/* Largest segment we agree to create: far past any sane capacity, far
+ * below where offset arithmetic could wrap. */
+#define SHM_MAX_SEGMENT ((uint64_t)1 << 46)
+
+/* Index bookkeeping reserved per session in the heap, on top of its
+ * metadata and stream (the budget of DESIGN.md: <= 512 B per session). */
+#define SHM_SESSION_RESERVE 512u
+
+/* Bounds of the configuration (sesh.h documents them). */
+#define SHM_STREAM_MIN ((size_t)4096)
+#define SHM_STREAM_MAX ((size_t)1 << 30)
+#define SHM_METADATA_MAX ((size_t)1 << 20)
+
+/* Lock bytes on the segment's file. */
+#define SHM_LOCK_INIT 0
+#define SHM_LOCK_PROC 4096
+
+/* Regions of the segment; the table in the header has SHM_R_MAX entries,
+ * of which SHM_R_COUNT are used by this layout version. */
+enum shm_region_id {
+	SHM_R_REGISTRY = 0,
+	SHM_R_HEAP = 1,
+	SHM_R_COUNT = 2,
+	SHM_R_MAX = 8,
+};
+
+struct shm_region {
+	uint64_t off; /* from the segment base, page-aligned */
+	uint64_t len; /* bytes, a multiple of the page size */
+};
+
+/*
+ * The header, at offset 0. Everything up to and including `checksum` is
+ * written once by the creator before the segment is published and never
+ * changes; the checksum covers it, so any change of it is corruption.
+ * Fields that change at run time go after it, on cache lines of their own,
+ * and are added by later layout versions.
+ */
+struct shm_header {
+	uint64_t magic;
+	uint32_t layout_version;
+	uint32_t endian_tag;
+	uint32_t header_bytes;    /* sizeof(struct shm_header) */
+	uint32_t proc_bytes;      /* sizeof(struct shm_proc) */
+	uint32_t pointer_bytes;   /* sizeof(void *) of the creator */
+	uint32_t page_bytes;      /* SHM_PAGE */
+	uint64_t features_compat; /* may be ignored by an older reader */
+	uint64_t features_incompat; /* must all be understood */
+	uint64_t domain_id;       /* random, names this incarnation */
+	int64_t created_ns;       /* CLOCK_REALTIME */
+	uint64_t total_bytes;     /* size of the file */
+	/* capacities, as validated at creation */
+	uint64_t max_sessions;
+	uint64_t stream_bytes;
+	uint64_t max_message;
+	uint64_t max_metadata;
+	uint32_t idle_ttl_s;
+	uint32_t mode;
+	uint32_t max_procs;
+	uint32_t nregions;        /* SHM_R_COUNT */
+	struct shm_region region[SHM_R_MAX];
+	uint64_t checksum;        /* shm_header_checksum() of the above */
+};
+
+/* Feature bits understood by this build. */
+#define SHM_FEATURES_INCOMPAT_KNOWN 0ull
+
+/* Slot states. A slot in state LIVE whose lock byte nobody holds belongs
+ * to a process that died without closing: it awaits recovery. */
+enum shm_proc_state {
+	SHM_PROC_FREE = 0,
+	SHM_PROC_LIVE = 1,
+};
+
+/*
+ * One process's registry slot, a cache line of its own. Written only by
+ * the process that holds the slot's lock byte (its owner, or a recoverer
+ * after the owner died). `seq` is a sequence lock over the descriptive
+ * fields: odd while they are written, so a reader copies them whole.
+ */
+struct shm_proc {
+	_Atomic uint32_t state;
+	_Atomic int32_t pid;
+	_Atomic uint64_t seq;
+	_Atomic uint64_t incarnation;
+	_Atomic int64_t attached_ns;
+	_Atomic uint64_t comm[2]; /* process name, 16 bytes */
+	uint8_t pad[SHM_CACHELINE - 48];
+};
+
+_Static_assert(sizeof(struct shm_proc) == SHM_CACHELINE,
+	       "registry slots are one cache line");
+_Static_assert(sizeof(struct shm_header) <= SHM_PAGE,
+	       "the header fits in its page");
+
+/* The validated, private copy of a segment's geometry. Never re-read from
+ * the segment after attach. */
+struct shm_geom {
+	uint64_t total_bytes;
+	uint64_t max_sessions;
+	uint64_t stream_bytes;
+	uint64_t max_message;
+	uint64_t max_metadata;
+	uint32_t idle_ttl_s;
+	uint32_t mode;
+	uint32_t max_procs;
+	struct shm_region region[SHM_R_COUNT];
+};
+
+/* --- layout.c: sizing and validation (pure functions) ------------------ */
+
+/* Check a configuration and complete its derived values (max_message 0).
+ * Returns 0 or -EINVAL. */
+int shm_config_check(const sesh_config_t *cfg, sesh_config_t *out);
+
+/* Compute the geometry of a segment for a checked configuration, with
+ * overflow-checked arithmetic. Returns 0 or -ENOSPC. */
+int shm_layout(const sesh_config_t *cfg, struct shm_geom *g);
+
+/* Fill a header for a geometry (the caller sets nothing else). */
+void shm_header_fill(struct shm_header *h, const struct shm_geom *g,
+		     uint64_t domain_id, int64_t created_ns);
+
+uint64_t shm_header_checksum(const struct shm_header *h);
+
+/* Validate a header read from a segment of file_bytes bytes, copying it
+ * once into private memory first. On success fills *g (and *id, *created
+ * when not NULL). Returns 0, -EPROTO (not ours, or another layout, byte
+ * order or word size) or -EUCLEAN (ours but corrupt or truncated). */
+int shm_header_validate(const void *hdr, uint64_t file_bytes,
+			struct shm_geom *g, uint64_t *id, int64_t *created);
+
+/* Name rules of sesh.h: 1..SESH_NAME_MAX of [A-Za-z0-9._-]. */
+bool shm_name_valid(const char *name);
+
+/* --- offset addressing --------------------------------------------------- */
+
+/* A process's view of an attached segment. */
+struct shm_seg {
+	uint8_t *base;
+	struct shm_geom geom;
+};
+
+/*
+ * Pointer to [off, off + len) of region `r`, or NULL unless the range is
+ * non-empty, inside the region, and `off` is a multiple of `align` (a power
+ * of two). `off` is a segment offset, typically just loaded from shared
+ * memory: this is the one place such a value becomes a pointer.
+ */
+static inline void *shm_ptr(const struct shm_seg *s, unsigned r, uint64_t off,
+			    uint64_t len, uint64_t align)
+{
+	const struct shm_region *reg;
+
+	if (r >= SHM_R_COUNT || len == 0 || (off & (align - 1)) != 0)
+		return NULL;
+	reg = &s->geom.region[r];
+	if (off < reg->off || off - reg->off > reg->len ||
+	    len > reg->len - (off - reg->off))
+		return NULL;
+	return s->base + off;
+}
+
+/* Offset of a pointer into the segment (the inverse of shm_ptr). */
+static inline uint64_t shm_off(const struct shm_seg *s, const void *p)
+{
+	return (uint64_t)((const uint8_t *)p - s->base);
+}
+
+/* --- registry.c: process slots and liveness ------------------------------ */
+
+/* Slot `i` of the registry, or NULL if out of range. */
+struct shm_proc *shm_proc_slot(const struct shm_seg *s, uint32_t i);
+
+/* Claim a slot for the calling process: lock its byte through lock_fd (an
+ * open file description private to this process) and fill it. Free slots
+ * are taken first; a dead process's slot is recovered and reused only when
+ * no free slot is left. Returns the slot number, or -ENOSPC (all slots held
+ * by live processes) or another negative errno. */
+int shm_proc_claim(struct shm_seg *s, int lock_fd);
+
+/* Release a slot this process owns: mark it free, then drop its lock. */
+void shm_proc_release(struct shm_seg *s, int lock_fd, uint32_t slot);
+
+/* Liveness of slot `i` seen through query_fd (a descriptor that holds no
+ * locks itself). Returns 1 if a process holds the slot's lock, 0 if not,
+ * or a negative errno. */
+int shm_proc_alive(int query_fd, uint32_t i);
+
+/* Copy a slot's descriptive fields consistently (sequence lock). Returns
+ * false if the slot is free or kept changing. */
+bool shm_proc_read(const struct shm_proc *p, sesh_proc_t *out);
+
+/* Test hook: called at named stages of segment creation when set, so tests
+ * can kill a creator at awkward points. NULL in normal use. */
+enum shm_stage {
+	SHM_STAGE_CREATED,   /* private file created and locked */
+	SHM_STAGE_SIZED,     /* ftruncate done */
+	SHM_STAGE_HALF,      /* header half written */
+	SHM_STAGE_BUILT,     /* header complete, not yet published */
+	SHM_STAGE_PUBLISHED, /* linked under its name, private name not yet
+			      * removed */
+};
+extern void (*shm_test_hook)(enum shm_stage stage);
+
+/* --- domain.c ------------------------------------------------------------- */
+
+/* The process-local handle. */
+struct sesh {
+	struct shm_seg seg;
+	int fd;            /* the mapping's descriptor; never holds a lock */
+	int lock_fd;       /* this process's own description; -1 in a child
+			    * until it registers */
+	_Atomic int slot;  /* registry slot, -1 while unregistered */
+	uint64_t domain_id;  /* from the validated header */
+	int64_t created_ns;
+	char name[SESH_NAME_MAX + 1];
+	char ns[SESH_NAME_MAX + 1];
+	struct sesh *prev, *next; /* the process's list of handles */
+};
+
+/* Register the calling process if it is not (a child after fork). */
+int shm_ensure_registered(struct sesh *d);
+
+/* Directory of the segments: $SESH_SHM_DIR or /dev/shm. */
+const char *shm_dir(void);
+
+#endif /* SESH_SHM_H */
