@@ -43,8 +43,8 @@ extern "C" {
 #define SESH_VERSION_MINOR 1
 #define SESH_VERSION_PATCH 0
 /** Version of this header: major * 10000 + minor * 100 + patch. */
-#define SESH_VERSION                                                        \
-	(SESH_VERSION_MAJOR * 10000 + SESH_VERSION_MINOR * 100 +            \
+#define SESH_VERSION                                                           \
+	(SESH_VERSION_MAJOR * 10000 + SESH_VERSION_MINOR * 100 +               \
 	 SESH_VERSION_PATCH)
 
 /** Longest domain or namespace name, in bytes, without the NUL. */
@@ -204,24 +204,24 @@ SESH_API const char *sesh_strerror(int err);
 
 /** What sesh_info() reports about a domain. */
 typedef struct sesh_info {
-	char name[SESH_NAME_MAX + 1];      /**< domain name */
-	char ns[SESH_NAME_MAX + 1];        /**< namespace of the handle */
-	uint32_t layout_version;           /**< segment layout version */
-	uint64_t domain_id;                /**< random id of this incarnation */
-	int64_t created_ns;                /**< creation, CLOCK_REALTIME */
-	size_t max_sessions;               /**< capacities as created */
+	char name[SESH_NAME_MAX + 1]; /**< domain name */
+	char ns[SESH_NAME_MAX + 1];   /**< namespace of the handle */
+	uint32_t layout_version;      /**< segment layout version */
+	uint64_t domain_id;	      /**< random id of this incarnation */
+	int64_t created_ns;	      /**< creation, CLOCK_REALTIME */
+	size_t max_sessions;	      /**< capacities as created */
 	size_t stream_bytes;
-	size_t max_message;                /**< effective: never 0 */
+	size_t max_message; /**< effective: never 0 */
 	size_t max_metadata;
 	uint32_t idle_ttl_s;
 	uint32_t max_processes;
-	mode_t mode;                       /**< current permissions of the
-					    * object (fstat), 0777 bits */
-	uint64_t segment_bytes;            /**< virtual size of the segment */
-	uint64_t committed_bytes;          /**< memory the pages now use */
-	uint32_t processes_alive;          /**< registered and alive */
-	uint32_t processes_dead;           /**< died, awaiting recovery */
-	int32_t self_slot;                 /**< this handle's slot */
+	mode_t mode;		  /**< current permissions of the
+				   * object (fstat), 0777 bits */
+	uint64_t segment_bytes;	  /**< virtual size of the segment */
+	uint64_t committed_bytes; /**< memory the pages now use */
+	uint32_t processes_alive; /**< registered and alive */
+	uint32_t processes_dead;  /**< died, awaiting recovery */
+	int32_t self_slot;	  /**< this handle's slot */
 } sesh_info_t;
 
 /**
@@ -246,13 +246,13 @@ SESH_API int sesh_info(sesh_t *d, sesh_info_t *out);
 
 /** One entry of the process registry, as sesh_proc_list() reports it. */
 typedef struct sesh_proc {
-	uint32_t slot;        /**< registry slot */
-	pid_t pid;            /**< pid recorded when the slot was claimed */
-	int alive;            /**< 1 alive, 0 dead (awaiting recovery) */
-	int self;             /**< 1 if this is the calling handle's slot */
+	uint32_t slot;	      /**< registry slot */
+	pid_t pid;	      /**< pid recorded when the slot was claimed */
+	int alive;	      /**< 1 alive, 0 dead (awaiting recovery) */
+	int self;	      /**< 1 if this is the calling handle's slot */
 	int64_t attached_ns;  /**< when it registered, CLOCK_REALTIME */
 	uint64_t incarnation; /**< bumped each time the slot is claimed */
-	char comm[16];        /**< process name when it registered, as
+	char comm[16];	      /**< process name when it registered, as
 			       * prctl(PR_GET_NAME) gave it: at most 15
 			       * bytes, NUL-terminated, any bytes */
 } sesh_proc_t;

@@ -49,10 +49,10 @@ static void stage(enum shm_stage s)
 		shm_test_hook(s);
 }
 
-#define FILE_PREFIX "sesh."
-#define INIT_PREFIX "sesh-init."
+#define FILE_PREFIX   "sesh."
+#define INIT_PREFIX   "sesh-init."
 #define INIT_RAND_HEX 16
-#define PATH_BYTES (sizeof(INIT_PREFIX) + SESH_NAME_MAX + 1 + INIT_RAND_HEX + 1)
+#define PATH_BYTES    (sizeof(INIT_PREFIX) + SESH_NAME_MAX + 1 + INIT_RAND_HEX + 1)
 
 /* All handles of this process, for the fork handler. */
 static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -251,9 +251,8 @@ static int create_segment(int dirfd, const char *name, const char *fname,
 	tmp[i] = '\0';
 
 	sweep_dead_creators(dirfd, name);
-	fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC |
-					O_NOFOLLOW,
-		    0600);
+	fd = openat(dirfd, tmp,
+		    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return sys_err(errno);
 	/* A sweeper may have opened the file and taken the lock in the
@@ -579,14 +578,14 @@ static int slot_status(struct sesh *d, uint32_t i, sesh_proc_t *e)
 	if (alive < 0)
 		return -2;
 	/* A process that closed between the two looks dead: re-check. */
-	if (alive == 0 && atomic_load_explicit(&p->state,
-					       memory_order_acquire) ==
-				  SHM_PROC_FREE)
+	if (alive == 0 &&
+	    atomic_load_explicit(&p->state, memory_order_acquire) ==
+		    SHM_PROC_FREE)
 		return -1;
 	e->slot = i;
 	e->alive = alive;
-	e->self = (int)i == atomic_load_explicit(&d->slot,
-						   memory_order_relaxed);
+	e->self =
+		(int)i == atomic_load_explicit(&d->slot, memory_order_relaxed);
 	return alive;
 }
 

@@ -213,8 +213,8 @@ int shm_header_validate(const void *hdr, uint64_t file_bytes,
 		return -EUCLEAN;
 	for (r = 0; r < SHM_R_MAX; r++) {
 		struct shm_region z = {0, 0};
-		const struct shm_region *w = r < SHM_R_COUNT ? &want.region[r]
-							     : &z;
+		const struct shm_region *w =
+			r < SHM_R_COUNT ? &want.region[r] : &z;
 
 		if (h.region[r].off != w->off || h.region[r].len != w->len)
 			return -EUCLEAN;

@@ -37,11 +37,11 @@
 
 #include "sesh.h"
 
-#define SHM_MAGIC 0x314d4f4448534553ull /* "SESHDOM1", little-endian */
+#define SHM_MAGIC	   0x314d4f4448534553ull /* "SESHDOM1", little-endian */
 #define SHM_LAYOUT_VERSION 1u
-#define SHM_ENDIAN_TAG 0x01020304u
-#define SHM_PAGE 4096u
-#define SHM_CACHELINE 64u
+#define SHM_ENDIAN_TAG	   0x01020304u
+#define SHM_PAGE	   4096u
+#define SHM_CACHELINE	   64u
 
 /* Largest segment we agree to create: far past any sane capacity, far
  * below where offset arithmetic could wrap. */
@@ -52,8 +52,8 @@
 #define SHM_SESSION_RESERVE 512u
 
 /* Bounds of the configuration (sesh.h documents them). */
-#define SHM_STREAM_MIN ((size_t)4096)
-#define SHM_STREAM_MAX ((size_t)1 << 30)
+#define SHM_STREAM_MIN	 ((size_t)4096)
+#define SHM_STREAM_MAX	 ((size_t)1 << 30)
 #define SHM_METADATA_MAX ((size_t)1 << 20)
 
 /* Lock bytes on the segment's file. */
@@ -85,15 +85,15 @@ struct shm_header {
 	uint64_t magic;
 	uint32_t layout_version;
 	uint32_t endian_tag;
-	uint32_t header_bytes;    /* sizeof(struct shm_header) */
-	uint32_t proc_bytes;      /* sizeof(struct shm_proc) */
-	uint32_t pointer_bytes;   /* sizeof(void *) of the creator */
-	uint32_t page_bytes;      /* SHM_PAGE */
-	uint64_t features_compat; /* may be ignored by an older reader */
+	uint32_t header_bytes;	    /* sizeof(struct shm_header) */
+	uint32_t proc_bytes;	    /* sizeof(struct shm_proc) */
+	uint32_t pointer_bytes;	    /* sizeof(void *) of the creator */
+	uint32_t page_bytes;	    /* SHM_PAGE */
+	uint64_t features_compat;   /* may be ignored by an older reader */
 	uint64_t features_incompat; /* must all be understood */
-	uint64_t domain_id;       /* random, names this incarnation */
-	int64_t created_ns;       /* CLOCK_REALTIME */
-	uint64_t total_bytes;     /* size of the file */
+	uint64_t domain_id;	    /* random, names this incarnation */
+	int64_t created_ns;	    /* CLOCK_REALTIME */
+	uint64_t total_bytes;	    /* size of the file */
 	/* capacities, as validated at creation */
 	uint64_t max_sessions;
 	uint64_t stream_bytes;
@@ -102,9 +102,9 @@ struct shm_header {
 	uint32_t idle_ttl_s;
 	uint32_t mode;
 	uint32_t max_procs;
-	uint32_t nregions;        /* SHM_R_COUNT */
+	uint32_t nregions; /* SHM_R_COUNT */
 	struct shm_region region[SHM_R_MAX];
-	uint64_t checksum;        /* shm_header_checksum() of the above */
+	uint64_t checksum; /* shm_header_checksum() of the above */
 };
 
 /* Feature bits understood by this build. */
@@ -241,7 +241,7 @@ bool shm_proc_read(const struct shm_proc *p, sesh_proc_t *out);
 enum shm_stage {
 	SHM_STAGE_CREATED,   /* private file created and locked */
 	SHM_STAGE_SIZED,     /* ftruncate done */
-	SHM_STAGE_HALF,      /* header half written */
+	SHM_STAGE_HALF,	     /* header half written */
 	SHM_STAGE_BUILT,     /* header complete, not yet published */
 	SHM_STAGE_PUBLISHED, /* linked under its name, private name not yet
 			      * removed */
@@ -253,11 +253,11 @@ extern void (*shm_test_hook)(enum shm_stage stage);
 /* The process-local handle. */
 struct sesh {
 	struct shm_seg seg;
-	int fd;            /* the mapping's descriptor; never holds a lock */
-	int lock_fd;       /* this process's own description; -1 in a child
-			    * until it registers */
-	_Atomic int slot;  /* registry slot, -1 while unregistered */
-	uint64_t domain_id;  /* from the validated header */
+	int fd;		    /* the mapping's descriptor; never holds a lock */
+	int lock_fd;	    /* this process's own description; -1 in a child
+			     * until it registers */
+	_Atomic int slot;   /* registry slot, -1 while unregistered */
+	uint64_t domain_id; /* from the validated header */
 	int64_t created_ns;
 	char name[SESH_NAME_MAX + 1];
 	char ns[SESH_NAME_MAX + 1];

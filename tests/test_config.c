@@ -55,8 +55,7 @@ static void test_open_bad_arguments(void **state)
 	tu_name(name, sizeof(name), "args");
 	memset(n65, 'x', 65);
 	n65[65] = '\0';
-	assert_int_equal(sesh_open(NULL, NULL, NULL, SESH_CREATE, &d),
-			 -EINVAL);
+	assert_int_equal(sesh_open(NULL, NULL, NULL, SESH_CREATE, &d), -EINVAL);
 	assert_int_equal(sesh_open("", NULL, NULL, SESH_CREATE, &d), -EINVAL);
 	assert_int_equal(sesh_open(n65, NULL, NULL, SESH_CREATE, &d), -EINVAL);
 	assert_int_equal(sesh_open("a/b", NULL, NULL, SESH_CREATE, &d),
@@ -88,8 +87,9 @@ static void test_config_ranges(void **state)
 		size_t off, width;
 		uint64_t val;
 	} bad[] = {
-#define BAD(f, v) {#f " = " #v, offsetof(sesh_config_t, f), \
-		   sizeof(((sesh_config_t *)0)->f), (uint64_t)(v)}
+#define BAD(f, v)                                                              \
+	{#f " = " #v, offsetof(sesh_config_t, f),                              \
+	 sizeof(((sesh_config_t *)0)->f), (uint64_t)(v)}
 		BAD(max_sessions, 0),
 		BAD(max_sessions, SESH_MAX_SESSIONS + 1),
 		BAD(max_sessions, SIZE_MAX),
@@ -238,17 +238,16 @@ static void test_offsets(void **state)
 	s.geom.region[SHM_R_HEAP].off = 8192;
 	s.geom.region[SHM_R_HEAP].len = 4096;
 
-	assert_ptr_equal(shm_ptr(&s, SHM_R_REGISTRY, 4096, 64, 64),
-			 mem + 4096);
+	assert_ptr_equal(shm_ptr(&s, SHM_R_REGISTRY, 4096, 64, 64), mem + 4096);
 	assert_ptr_equal(shm_ptr(&s, SHM_R_REGISTRY, 8192 - 64, 64, 64),
 			 mem + 8192 - 64);
-	assert_null(shm_ptr(&s, SHM_R_REGISTRY, 0, 8, 8));        /* none */
-	assert_null(shm_ptr(&s, SHM_R_REGISTRY, 4032, 64, 64));   /* before */
-	assert_null(shm_ptr(&s, SHM_R_REGISTRY, 8192, 64, 64));   /* after */
-	assert_null(shm_ptr(&s, SHM_R_REGISTRY, 8160, 64, 32));   /* spans */
-	assert_null(shm_ptr(&s, SHM_R_REGISTRY, 4100, 8, 8));     /* align */
-	assert_null(shm_ptr(&s, SHM_R_REGISTRY, 4096, 0, 8));     /* empty */
-	assert_null(shm_ptr(&s, SHM_R_REGISTRY, 4096, 4097, 8));  /* long */
+	assert_null(shm_ptr(&s, SHM_R_REGISTRY, 0, 8, 8));	 /* none */
+	assert_null(shm_ptr(&s, SHM_R_REGISTRY, 4032, 64, 64));	 /* before */
+	assert_null(shm_ptr(&s, SHM_R_REGISTRY, 8192, 64, 64));	 /* after */
+	assert_null(shm_ptr(&s, SHM_R_REGISTRY, 8160, 64, 32));	 /* spans */
+	assert_null(shm_ptr(&s, SHM_R_REGISTRY, 4100, 8, 8));	 /* align */
+	assert_null(shm_ptr(&s, SHM_R_REGISTRY, 4096, 0, 8));	 /* empty */
+	assert_null(shm_ptr(&s, SHM_R_REGISTRY, 4096, 4097, 8)); /* long */
 	assert_null(shm_ptr(&s, SHM_R_REGISTRY, UINT64_MAX - 7, 16, 8));
 	assert_null(shm_ptr(&s, SHM_R_REGISTRY, 4096, UINT64_MAX, 8));
 	assert_null(shm_ptr(&s, SHM_R_HEAP, 4096, 64, 64)); /* other region */
@@ -259,10 +258,9 @@ static void test_offsets(void **state)
 
 static void test_strerror(void **state)
 {
-	static const int errs[] = {EINVAL, ENOENT,    EEXIST,    E2BIG,
-				   ENOSPC, EAGAIN,    ETIMEDOUT, EOVERFLOW,
-				   EPROTO, EUCLEAN,   EACCES,    ENOMEM,
-				   EIO};
+	static const int errs[] = {
+		EINVAL,	   ENOENT, EEXIST,  E2BIG,  ENOSPC, EAGAIN, ETIMEDOUT,
+		EOVERFLOW, EPROTO, EUCLEAN, EACCES, ENOMEM, EIO};
 	size_t i, j;
 
 	assert_string_equal(sesh_strerror(0), "success");
@@ -314,9 +312,9 @@ static void test_create_attach_unlink(void **state)
 
 	/* SESH_EXCL refuses; a second attach (other namespace, other
 	 * capacities) sees the creator's capacities and registers apart. */
-	assert_int_equal(sesh_open(name, NULL, &c, SESH_CREATE | SESH_EXCL,
-				   &d2),
-			 -EEXIST);
+	assert_int_equal(
+		sesh_open(name, NULL, &c, SESH_CREATE | SESH_EXCL, &d2),
+		-EEXIST);
 	sesh_config_init(&other);
 	assert_int_equal(sesh_open(name, "tenant-b", &other, SESH_CREATE, &d2),
 			 0);
@@ -414,8 +412,7 @@ static void test_shm_dir(void **state)
 	assert_int_equal(sesh_unlink(name), 0);
 	assert_int_equal(rmdir(dir), 0);
 	d = NULL;
-	assert_int_equal(sesh_open(name, NULL, NULL, SESH_CREATE, &d),
-			 -ENOENT);
+	assert_int_equal(sesh_open(name, NULL, NULL, SESH_CREATE, &d), -ENOENT);
 	assert_null(d);
 	if (old != NULL)
 		setenv("SESH_SHM_DIR", old, 1);

@@ -31,8 +31,7 @@ static int setup(void **state)
 	sesh_close(d);
 	fd = open(g_path, O_RDONLY);
 	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &g_good, sizeof(g_good), 0),
-			 sizeof(g_good));
+	assert_int_equal(pread(fd, &g_good, sizeof(g_good), 0), sizeof(g_good));
 	assert_int_equal(fstat(fd, &st), 0);
 	g_size = st.st_size;
 	close(fd);
@@ -70,15 +69,15 @@ static int try_open(void)
 	return rc;
 }
 
-#define FIELD(f, err)                                                       \
-	{                                                                   \
-		#f, offsetof(struct shm_header, f),                         \
-			sizeof(((struct shm_header *)0)->f), err, 1         \
+#define FIELD(f, err)                                                          \
+	{                                                                      \
+#f, offsetof(struct shm_header, f),                            \
+			sizeof(((struct shm_header *)0)->f), err, 1            \
 	}
-#define FIELD_FREE(f, err)                                                  \
-	{                                                                   \
-		#f, offsetof(struct shm_header, f),                         \
-			sizeof(((struct shm_header *)0)->f), err, 0         \
+#define FIELD_FREE(f, err)                                                     \
+	{                                                                      \
+#f, offsetof(struct shm_header, f),                            \
+			sizeof(((struct shm_header *)0)->f), err, 0            \
 	}
 
 static const struct field {
@@ -157,14 +156,15 @@ static void test_each_field(void **state)
 			put_header(&h);
 			rc = try_open();
 			if (rc != f->err)
-				fail_msg("%s damaged (%d): got %d (%s), want %d",
-					 f->name, how, rc, sesh_strerror(rc),
-					 f->err);
+				fail_msg(
+					"%s damaged (%d): got %d (%s), want %d",
+					f->name, how, rc, sesh_strerror(rc),
+					f->err);
 
 			/* Same damage with a checksum that matches: the
 			 * field checks must still refuse it. */
-			if (f->checked && f->off != offsetof(struct shm_header,
-							      checksum)) {
+			if (f->checked &&
+			    f->off != offsetof(struct shm_header, checksum)) {
 				h.checksum = shm_header_checksum(&h);
 				put_header(&h);
 				rc = try_open();
@@ -188,7 +188,8 @@ static void test_each_region_word(void **state)
 	for (r = 0; r < SHM_R_MAX; r++) {
 		for (w = 0; w < 2; w++) {
 			struct shm_header h = g_good;
-			uint64_t *word = w ? &h.region[r].len : &h.region[r].off;
+			uint64_t *word =
+				w ? &h.region[r].len : &h.region[r].off;
 			int rc;
 
 			*word += SHM_PAGE;
@@ -211,9 +212,15 @@ static void set_size(off_t n)
 
 static void test_truncated_and_extended(void **state)
 {
-	const off_t sizes[] = {0, 1, 64, (off_t)sizeof(struct shm_header) - 1,
-			       (off_t)sizeof(struct shm_header), SHM_PAGE,
-			       g_size - SHM_PAGE, g_size - 1, g_size + 1,
+	const off_t sizes[] = {0,
+			       1,
+			       64,
+			       (off_t)sizeof(struct shm_header) - 1,
+			       (off_t)sizeof(struct shm_header),
+			       SHM_PAGE,
+			       g_size - SHM_PAGE,
+			       g_size - 1,
+			       g_size + 1,
 			       g_size + SHM_PAGE};
 	size_t i;
 
@@ -254,8 +261,7 @@ static void test_foreign_objects(void **state)
 	for (int i = 0; i < 100; i++)
 		assert_int_equal(write(fd, "0123456789abcdef", 16), 16);
 	close(fd);
-	assert_int_equal(sesh_open(name, NULL, NULL, SESH_CREATE, &d),
-			 -EPROTO);
+	assert_int_equal(sesh_open(name, NULL, NULL, SESH_CREATE, &d), -EPROTO);
 	assert_int_equal(unlink(path), 0);
 
 	assert_int_equal(mkdir(path, 0700), 0);

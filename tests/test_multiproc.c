@@ -289,7 +289,7 @@ static void test_fork_after_open(void **state)
 			(void)read(hold[0], &b, 1);
 			if (i == 0)
 				sesh_close(d); /* leaves cleanly */
-			_exit(0);      /* the others just exit */
+			_exit(0);	       /* the others just exit */
 		}
 	}
 	close(hold[0]);

@@ -42,7 +42,7 @@ static void test_other_user(void **state)
 		int want;
 	} cases[] = {
 		{0600, -EACCES}, {0640, -EACCES}, {0660, -EACCES},
-		{0644, -EACCES}, {0666, 0},       {0606, 0},
+		{0644, -EACCES}, {0666, 0},	  {0606, 0},
 	};
 	size_t i;
 
@@ -59,8 +59,8 @@ static void test_other_user(void **state)
 		rc = open_as_nobody(name, 0);
 		if (rc != cases[i].want)
 			fail_msg("mode %04o: got %d (%s), want %d",
-				 (unsigned)cases[i].mode, rc,
-				 sesh_strerror(rc), cases[i].want);
+				 (unsigned)cases[i].mode, rc, sesh_strerror(rc),
+				 cases[i].want);
 		/* SESH_CREATE does not help against an existing object. */
 		rc = open_as_nobody(name, SESH_CREATE);
 		assert_int_equal(rc, cases[i].want);

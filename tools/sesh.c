@@ -548,6 +548,63 @@ static int take_rest(const char *verb, const char **name, int argc, char **argv)
 	return ret;
 }
 
+/* The numeric options of create: how each is parsed and where it goes.
+ * Which values are allowed is the library's to say; this only checks that
+ * the number fits its field. */
+static const struct num_opt {
+	int id;
+	const char *name;
+	int base;     /* 10, or 8 for a mode */
+	bool scaled;  /* takes a k/m/g suffix */
+	uint64_t max; /* largest value the field holds */
+	size_t off, width;
+} num_opts[] = {
+#define NUM(id, name, base, scaled, max, field)                                \
+	{                                                                      \
+		id, name, base, scaled, max, offsetof(sesh_config_t, field),   \
+			sizeof(((sesh_config_t *)0)->field)                    \
+	}
+	NUM(OPT_MAX_SESSIONS, "max-sessions", 10, false, SIZE_MAX,
+	    max_sessions),
+	NUM(OPT_STREAM_BYTES, "stream-bytes", 10, true, SIZE_MAX, stream_bytes),
+	NUM(OPT_MAX_MESSAGE, "max-message", 10, true, SIZE_MAX, max_message),
+	NUM(OPT_MAX_METADATA, "max-metadata", 10, true, SIZE_MAX, max_metadata),
+	NUM(OPT_IDLE_TTL, "idle-ttl", 10, false, UINT32_MAX, idle_ttl_s),
+	NUM(OPT_MAX_PROCESSES, "max-processes", 10, false, UINT32_MAX,
+	    max_processes),
+	NUM(OPT_MODE, "mode", 8, false, 07777, mode),
+#undef NUM
+};
+
+/* Parse option `id`'s argument into cfg. Returns "" when done, the
+ * option's name when the number is bad, NULL when `id` is not numeric. */
+static const char *set_number(sesh_config_t *cfg, int id, const char *arg)
+{
+	unsigned long long n;
+	size_t i;
+
+	for (i = 0; i < sizeof(num_opts) / sizeof(num_opts[0]); i++) {
+		const struct num_opt *o = &num_opts[i];
+		char *field = (char *)cfg + o->off;
+
+		if (o->id != id)
+			continue;
+		if (!parse_number(arg, o->base, o->scaled, o->max, &n))
+			return o->name;
+		if (o->width == sizeof(uint64_t)) {
+			uint64_t v = n;
+
+			memcpy(field, &v, sizeof(v));
+		} else {
+			uint32_t v = (uint32_t)n;
+
+			memcpy(field, &v, sizeof(v));
+		}
+		return "";
+	}
+	return NULL;
+}
+
 static int cmd_create(const struct verb *v, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -565,13 +622,12 @@ static int cmd_create(const struct verb *v, int argc, char **argv)
 	const char *name = NULL;
 	bool json = false;
 	sesh_config_t cfg;
-	unsigned long long n;
 	sesh_t *d;
 	int c, err;
 
 	sesh_config_init(&cfg);
 	while ((c = getopt_long(argc, argv, "-:h", opts, NULL)) != -1) {
-		const char *opt = NULL;
+		const char *opt;
 
 		switch (c) {
 		case 1:
@@ -585,54 +641,14 @@ static int cmd_create(const struct verb *v, int argc, char **argv)
 		case OPT_JSON:
 			json = true;
 			continue;
-		case OPT_MAX_SESSIONS:
-			opt = "max-sessions";
-			if (!parse_number(optarg, 10, false, SIZE_MAX, &n))
-				break;
-			cfg.max_sessions = (size_t)n;
-			continue;
-		case OPT_STREAM_BYTES:
-			opt = "stream-bytes";
-			if (!parse_number(optarg, 10, true, SIZE_MAX, &n))
-				break;
-			cfg.stream_bytes = (size_t)n;
-			continue;
-		case OPT_MAX_MESSAGE:
-			opt = "max-message";
-			if (!parse_number(optarg, 10, true, SIZE_MAX, &n))
-				break;
-			cfg.max_message = (size_t)n;
-			continue;
-		case OPT_MAX_METADATA:
-			opt = "max-metadata";
-			if (!parse_number(optarg, 10, true, SIZE_MAX, &n))
-				break;
-			cfg.max_metadata = (size_t)n;
-			continue;
-		case OPT_IDLE_TTL:
-			opt = "idle-ttl";
-			if (!parse_number(optarg, 10, false, UINT32_MAX, &n))
-				break;
-			cfg.idle_ttl_s = (uint32_t)n;
-			continue;
-		case OPT_MAX_PROCESSES:
-			opt = "max-processes";
-			if (!parse_number(optarg, 10, false, UINT32_MAX, &n))
-				break;
-			cfg.max_processes = (uint32_t)n;
-			continue;
-		case OPT_MODE:
-			/* Any octal mode; which bits are allowed is the
-			 * library's to say. */
-			opt = "mode";
-			if (!parse_number(optarg, 8, false, 07777, &n))
-				break;
-			cfg.mode = (mode_t)n;
-			continue;
 		default:
-			return option_error(v->name, opts, c, argv);
+			opt = set_number(&cfg, c, optarg);
+			if (opt == NULL)
+				return option_error(v->name, opts, c, argv);
+			if (*opt == '\0')
+				continue;
+			return bad_number(v->name, opt, optarg);
 		}
-		return bad_number(v->name, opt, optarg);
 	}
 	err = take_rest(v->name, &name, argc, argv);
 	if (err)
