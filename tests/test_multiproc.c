@@ -8,6 +8,7 @@
 #include "testutil.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <time.h>
 
 #include "shm/shm.h"
@@ -331,6 +332,74 @@ static void test_fork_after_open(void **state)
 	assert_int_equal(sesh_unlink(name), 0);
 }
 
+/* Threads of a forked child make their first calls at once: the child
+ * registers exactly once, and every thread sees the same slot. */
+struct thr {
+	sesh_t *d;
+	int slot;
+	int rc;
+};
+
+static void *thr_info(void *arg)
+{
+	struct thr *t = arg;
+	sesh_info_t inf;
+
+	t->rc = sesh_info(t->d, &inf);
+	t->slot = inf.self_slot;
+	return NULL;
+}
+
+static int count_pid_fn(const sesh_proc_t *p, void *arg)
+{
+	int *n = arg;
+
+	n[0] += p->alive && p->pid == (pid_t)n[1];
+	return 0;
+}
+
+static void test_threads_register_once(void **state)
+{
+	char name[64];
+	sesh_t *d;
+	int round;
+
+	tu_name(name, sizeof(name), "thr");
+	d = tu_create(name, NULL);
+	for (round = 0; round < 20; round++) {
+		pid_t pid = fork();
+
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct thr t[8];
+			pthread_t th[8];
+			int i, n[2] = {0, (int)getpid()};
+
+			for (i = 0; i < 8; i++) {
+				t[i].d = d;
+				t[i].slot = -1;
+				if (pthread_create(&th[i], NULL, thr_info,
+						   &t[i]) != 0)
+					_exit(2);
+			}
+			for (i = 0; i < 8; i++) {
+				pthread_join(th[i], NULL);
+				if (t[i].rc != 0 || t[i].slot < 0 ||
+				    t[i].slot != t[0].slot)
+					_exit(3);
+			}
+			if (sesh_proc_list(d, count_pid_fn, n) != 0 ||
+			    n[0] != 1)
+				_exit(4);
+			sesh_close(d);
+			_exit(0);
+		}
+		assert_int_equal(tu_wait(pid), 0);
+	}
+	sesh_close(d);
+	assert_int_equal(sesh_unlink(name), 0);
+}
+
 /* A SIGKILLed parent is dead at once although its child, which inherited
  * all its descriptors, lives on; and a recycled pid does not revive it. */
 static void test_parent_killed_child_lives(void **state)
@@ -536,6 +605,7 @@ int main(void)
 		cmocka_unit_test(test_creator_killed),
 		cmocka_unit_test(test_creator_stuck),
 		cmocka_unit_test(test_fork_after_open),
+		cmocka_unit_test(test_threads_register_once),
 		cmocka_unit_test(test_parent_killed_child_lives),
 		cmocka_unit_test(test_registry_full),
 		cmocka_unit_test(test_kill_churn),
