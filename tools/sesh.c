@@ -408,6 +408,7 @@ static int finish(const char *verb, const char *name)
 struct verb {
 	const char *name;
 	int (*run)(const struct verb *v, int argc, char **argv);
+	void (*help)(void);
 };
 
 static void help_create(void)
@@ -507,20 +508,6 @@ static void help_top(void)
 	       "1 failure (one line on stderr), 2 usage error.\n");
 }
 
-static void show_help(const char *verb)
-{
-	if (!verb)
-		help_top();
-	else if (!strcmp(verb, "create"))
-		help_create();
-	else if (!strcmp(verb, "info"))
-		help_info();
-	else if (!strcmp(verb, "rm"))
-		help_rm();
-	else
-		help_top();
-}
-
 /*
  * Take an operand: the first one is the domain name, any other is an
  * error. Returns 0, or the usage exit status.
@@ -536,16 +523,41 @@ static int take_operand(const char *verb, const char **name, const char *arg)
 	return 0;
 }
 
-/* Operands left after "--" are operands too. */
-static int take_rest(const char *verb, const char **name, int argc, char **argv)
+/*
+ * Parse a verb's arguments: at most one operand, anywhere among the
+ * options or after "--"; --help, which prints the verb's help; and the
+ * verb's own options, passed to on_opt, which returns 0, an exit status,
+ * or -1 for an option it does not know. Returns true when the verb should
+ * run (with *operand set, or NULL if it was optional and absent), false
+ * when it should exit with *status.
+ */
+static bool parse_verb(const struct verb *v, int argc, char **argv,
+		       const struct option *opts, bool operand_needed,
+		       int (*on_opt)(int c, const char *arg, void *ctx),
+		       void *ctx, const char **operand, int *status)
 {
-	int ret = 0;
+	int c, err = 0;
 
-	while (!ret && optind < argc)
-		ret = take_operand(verb, name, argv[optind++]);
-	if (!ret && !*name)
-		ret = usage_error(verb, "missing domain name");
-	return ret;
+	*operand = NULL;
+	while (!err && (c = getopt_long(argc, argv, "-:h", opts, NULL)) != -1) {
+		if (c == 1) {
+			err = take_operand(v->name, operand, optarg);
+		} else if (c == 'h') {
+			v->help();
+			*status = finish(v->name, NULL);
+			return false;
+		} else {
+			err = on_opt != NULL ? on_opt(c, optarg, ctx) : -1;
+			if (err < 0)
+				err = option_error(v->name, opts, c, argv);
+		}
+	}
+	while (!err && optind < argc)
+		err = take_operand(v->name, operand, argv[optind++]);
+	if (!err && operand_needed && *operand == NULL)
+		err = usage_error(v->name, "missing domain name");
+	*status = err;
+	return err == 0;
 }
 
 /* The numeric options of create: how each is parsed and where it goes.
@@ -605,6 +617,45 @@ static const char *set_number(sesh_config_t *cfg, int id, const char *arg)
 	return NULL;
 }
 
+struct create_opts {
+	const char *verb;
+	sesh_config_t cfg;
+	bool json;
+};
+
+static int create_opt(int c, const char *arg, void *ctx)
+{
+	struct create_opts *o = ctx;
+	const char *bad;
+
+	if (c == OPT_JSON) {
+		o->json = true;
+		return 0;
+	}
+	bad = set_number(&o->cfg, c, arg);
+	if (bad == NULL)
+		return -1;
+	return *bad == '\0' ? 0 : bad_number(o->verb, bad, arg);
+}
+
+/* Open a domain, describe it, close it; the exit status. */
+static int open_and_describe(const struct verb *v, const char *name,
+			     const char *ns, const sesh_config_t *cfg,
+			     unsigned flags, bool json)
+{
+	sesh_t *d;
+	int err;
+
+	err = sesh_open(name, ns, cfg, flags, &d);
+	if (err)
+		return fail(v->name, name, err);
+	err = describe(d, json);
+	sesh_close(d);
+	if (err)
+		return fail(v->name, name, err);
+	return finish(v->name, name);
+}
+
 static int cmd_create(const struct verb *v, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -619,49 +670,34 @@ static int cmd_create(const struct verb *v, int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *name = NULL;
-	bool json = false;
-	sesh_config_t cfg;
-	sesh_t *d;
-	int c, err;
+	struct create_opts o = {.verb = v->name};
+	const char *name;
+	int status;
 
-	sesh_config_init(&cfg);
-	while ((c = getopt_long(argc, argv, "-:h", opts, NULL)) != -1) {
-		const char *opt;
+	sesh_config_init(&o.cfg);
+	if (!parse_verb(v, argc, argv, opts, true, create_opt, &o, &name,
+			&status))
+		return status;
+	return open_and_describe(v, name, NULL, &o.cfg, SESH_CREATE | SESH_EXCL,
+				 o.json);
+}
 
-		switch (c) {
-		case 1:
-			err = take_operand(v->name, &name, optarg);
-			if (err)
-				return err;
-			continue;
-		case 'h':
-			help_create();
-			return finish(v->name, NULL);
-		case OPT_JSON:
-			json = true;
-			continue;
-		default:
-			opt = set_number(&cfg, c, optarg);
-			if (opt == NULL)
-				return option_error(v->name, opts, c, argv);
-			if (*opt == '\0')
-				continue;
-			return bad_number(v->name, opt, optarg);
-		}
-	}
-	err = take_rest(v->name, &name, argc, argv);
-	if (err)
-		return err;
+struct info_opts {
+	const char *ns;
+	bool json;
+};
 
-	err = sesh_open(name, NULL, &cfg, SESH_CREATE | SESH_EXCL, &d);
-	if (err)
-		return fail(v->name, name, err);
-	err = describe(d, json);
-	sesh_close(d);
-	if (err)
-		return fail(v->name, name, err);
-	return finish(v->name, name);
+static int info_opt(int c, const char *arg, void *ctx)
+{
+	struct info_opts *o = ctx;
+
+	if (c == OPT_NS)
+		o->ns = arg;
+	else if (c == OPT_JSON)
+		o->json = true;
+	else
+		return -1;
+	return 0;
 }
 
 static int cmd_info(const struct verb *v, int argc, char **argv)
@@ -672,72 +708,29 @@ static int cmd_info(const struct verb *v, int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *name = NULL, *ns = NULL;
-	bool json = false;
-	sesh_t *d;
-	int c, err;
+	struct info_opts o = {NULL, false};
+	const char *name;
+	int status;
 
-	while ((c = getopt_long(argc, argv, "-:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 1:
-			err = take_operand(v->name, &name, optarg);
-			if (err)
-				return err;
-			break;
-		case 'h':
-			help_info();
-			return finish(v->name, NULL);
-		case OPT_NS:
-			ns = optarg;
-			break;
-		case OPT_JSON:
-			json = true;
-			break;
-		default:
-			return option_error(v->name, opts, c, argv);
-		}
-	}
-	err = take_rest(v->name, &name, argc, argv);
-	if (err)
-		return err;
-
-	err = sesh_open(name, ns, NULL, 0, &d);
-	if (err)
-		return fail(v->name, name, err);
-	err = describe(d, json);
-	sesh_close(d);
-	if (err)
-		return fail(v->name, name, err);
-	return finish(v->name, name);
+	if (!parse_verb(v, argc, argv, opts, true, info_opt, &o, &name,
+			&status))
+		return status;
+	return open_and_describe(v, name, o.ns, NULL, 0, o.json);
 }
+
+static const struct option help_only[] = {
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
 
 static int cmd_rm(const struct verb *v, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *name = NULL;
-	int c, err;
+	const char *name;
+	int status, err;
 
-	while ((c = getopt_long(argc, argv, "-:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 1:
-			err = take_operand(v->name, &name, optarg);
-			if (err)
-				return err;
-			break;
-		case 'h':
-			help_rm();
-			return finish(v->name, NULL);
-		default:
-			return option_error(v->name, opts, c, argv);
-		}
-	}
-	err = take_rest(v->name, &name, argc, argv);
-	if (err)
-		return err;
-
+	if (!parse_verb(v, argc, argv, help_only, true, NULL, NULL, &name,
+			&status))
+		return status;
 	err = sesh_unlink(name);
 	if (err)
 		return fail(v->name, name, err);
@@ -748,45 +741,30 @@ static const struct verb *find_verb(const char *name);
 
 static int cmd_help(const struct verb *v, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *topic = NULL;
+	const struct verb *topic_verb = v;
+	const char *topic;
 	char q[128];
-	int c, err;
+	int status;
 
-	while ((c = getopt_long(argc, argv, "-:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 1:
-			err = take_operand(v->name, &topic, optarg);
-			if (err)
-				return err;
-			break;
-		case 'h':
-			help_top();
-			return finish(v->name, NULL);
-		default:
-			return option_error(v->name, opts, c, argv);
-		}
+	if (!parse_verb(v, argc, argv, help_only, false, NULL, NULL, &topic,
+			&status))
+		return status;
+	if (topic != NULL) {
+		topic_verb = find_verb(topic);
+		if (topic_verb == NULL)
+			return usage_error(
+				v->name, "unknown command '%s'",
+				clean(q, sizeof(q), topic, SIZE_MAX));
 	}
-	while (optind < argc) {
-		err = take_operand(v->name, &topic, argv[optind++]);
-		if (err)
-			return err;
-	}
-	if (topic && !find_verb(topic))
-		return usage_error(v->name, "unknown command '%s'",
-				   clean(q, sizeof(q), topic, SIZE_MAX));
-	show_help(topic);
+	topic_verb->help();
 	return finish(v->name, NULL);
 }
 
 static const struct verb verbs[] = {
-	{"create", cmd_create},
-	{"info", cmd_info},
-	{"rm", cmd_rm},
-	{"help", cmd_help},
+	{"create", cmd_create, help_create},
+	{"info", cmd_info, help_info},
+	{"rm", cmd_rm, help_rm},
+	{"help", cmd_help, help_top},
 };
 
 static const struct verb *find_verb(const char *name)
