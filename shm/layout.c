@@ -103,6 +103,16 @@ int shm_layout(const sesh_config_t *cfg, struct shm_geom *g)
 	if (!add_ok(at, bytes, &at))
 		return -ENOSPC;
 
+	/* Readers: SHM_READERS_PER_PROC cache lines per process slot. */
+	if (!mul_ok(g->max_procs, SHM_READERS_PER_PROC, &bytes) ||
+	    !mul_ok(bytes, sizeof(struct shm_reader), &bytes) ||
+	    !round_ok(bytes, SHM_PAGE, &bytes))
+		return -ENOSPC;
+	g->region[SHM_R_READERS].off = at;
+	g->region[SHM_R_READERS].len = bytes;
+	if (!add_ok(at, bytes, &at))
+		return -ENOSPC;
+
 	/* Heap: each session's index bookkeeping, metadata and stream. */
 	if (!round_ok(g->max_metadata, SHM_CACHELINE, &meta) ||
 	    !add_ok(SHM_SESSION_RESERVE, meta, &per_session) ||
@@ -148,6 +158,7 @@ void shm_header_fill(struct shm_header *h, const struct shm_geom *g,
 	for (r = 0; r < SHM_R_COUNT; r++)
 		h->region[r] = g->region[r];
 	h->checksum = shm_header_checksum(h);
+	atomic_init(&h->epoch, 1);
 }
 
 /* FNV-1a over the immutable part of the header. Not cryptographic: it

@@ -44,6 +44,20 @@ struct shm_proc *shm_proc_slot(const struct shm_seg *s, uint32_t i)
 		       SHM_CACHELINE);
 }
 
+struct shm_reader *shm_reader_slot(const struct shm_seg *s, uint32_t p,
+				   uint32_t k)
+{
+	uint64_t off;
+
+	if (p >= s->geom.max_procs || k >= SHM_READERS_PER_PROC)
+		return NULL;
+	off = s->geom.region[SHM_R_READERS].off +
+	      ((uint64_t)p * SHM_READERS_PER_PROC + k) *
+		      sizeof(struct shm_reader);
+	return shm_ptr(s, SHM_R_READERS, off, sizeof(struct shm_reader),
+		       SHM_CACHELINE);
+}
+
 static int lock_byte(int fd, short type, off_t at, int cmd)
 {
 	struct flock fl;
@@ -75,13 +89,31 @@ static int64_t now_ns(void)
 }
 
 /*
- * Recover the slot of a process that died without closing. The caller
- * holds the slot's lock, so the owner is dead and nobody else recovers it
- * at the same time. Layers that keep per-process state in the segment
- * release it here before the slot is reused.
+ * Empty a slot: its owner closing, or a recoverer after the owner died
+ * without closing. The caller holds the slot's lock, so nobody else works
+ * on it at the same time. Per-process state in the segment is released
+ * here before the slot is reused: the epoch reader slots are cleared, so a
+ * reader killed inside its read-side section stops holding back
+ * reclamation.
  */
-static void proc_recover(struct shm_proc *p)
+static void proc_clear(const struct shm_seg *s, uint32_t i, struct shm_proc *p)
 {
+	uint32_t k, used;
+
+	used = atomic_load_explicit(&p->readers_used, memory_order_relaxed);
+	if (used > SHM_READERS_PER_PROC)
+		used = SHM_READERS_PER_PROC; /* scribbled: clear them all */
+	for (k = 0; k < used; k++) {
+		struct shm_reader *r = shm_reader_slot(s, i, k);
+
+		/* Release: a reclaimer that sees 0 sees the slot cleared
+		 * by us, after the owner's death. */
+		if (r != NULL)
+			atomic_store_explicit(&r->epoch, 0,
+					      memory_order_release);
+	}
+	atomic_store_explicit(&p->readers_used, 0, memory_order_relaxed);
+	/* Release: the cleared reader slots before FREE. */
 	atomic_store_explicit(&p->state, SHM_PROC_FREE, memory_order_release);
 }
 
@@ -151,7 +183,7 @@ int shm_proc_claim(struct shm_seg *s, int lock_fd)
 				}
 				/* Dead, or a scribbled state: nobody holds
 				 * the lock, so nobody owns the slot. */
-				proc_recover(p);
+				proc_clear(s, i, p);
 			}
 			proc_fill(p);
 			return (int)i;
@@ -160,18 +192,51 @@ int shm_proc_claim(struct shm_seg *s, int lock_fd)
 	return -ENOSPC;
 }
 
+int shm_proc_reap(struct shm_seg *s, int lock_fd, uint32_t self)
+{
+	uint32_t i;
+	int n = 0, rc;
+
+	for (i = 0; i < s->geom.max_procs; i++) {
+		struct shm_proc *p = shm_proc_slot(s, i);
+		off_t at = SHM_LOCK_PROC + (off_t)i;
+
+		if (p == NULL)
+			return -EUCLEAN;
+		/* Our own byte: our description holds it, so locking it
+		 * again would succeed, and unlocking it would drop it. */
+		if (i == self)
+			continue;
+		if (atomic_load_explicit(&p->state, memory_order_relaxed) ==
+		    SHM_PROC_FREE)
+			continue;
+		rc = lock_byte(lock_fd, F_WRLCK, at, F_OFD_SETLK);
+		if (rc == -EAGAIN)
+			continue; /* alive, or another reaper has it */
+		if (rc < 0)
+			return rc;
+		/* Acquire: see the dead owner's last writes. Re-check: a
+		 * process may have claimed and released it meanwhile. */
+		if (atomic_load_explicit(&p->state, memory_order_acquire) !=
+		    SHM_PROC_FREE) {
+			proc_clear(s, i, p);
+			n++;
+		}
+		(void)lock_byte(lock_fd, F_UNLCK, at, F_OFD_SETLK);
+	}
+	return n;
+}
+
 void shm_proc_release(struct shm_seg *s, int lock_fd, uint32_t slot)
 {
 	struct shm_proc *p = shm_proc_slot(s, slot);
 
-	if (p != NULL) {
-		/* Release: our last writes to the slot happen before the
-		 * next owner, which acquires after taking the lock, reads
-		 * FREE. If we die between this and the unlock, the slot is
-		 * free with nobody to recover: harmless. */
-		atomic_store_explicit(&p->state, SHM_PROC_FREE,
-				      memory_order_release);
-	}
+	/* Clear our reader slots and mark the slot FREE (release: the next
+	 * owner, which acquires after taking the lock, sees it all). If we
+	 * die between this and the unlock, the slot is free with nothing to
+	 * recover: harmless. */
+	if (p != NULL)
+		proc_clear(s, slot, p);
 	(void)lock_byte(lock_fd, F_UNLCK, SHM_LOCK_PROC + (off_t)slot,
 			F_OFD_SETLK);
 }

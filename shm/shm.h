@@ -9,6 +9,8 @@
  *	page 0		struct shm_header: identity, capacities, region table
  *	regions		page-aligned, listed in the header's region table:
  *			  SHM_R_REGISTRY  one struct shm_proc per process slot
+ *			  SHM_R_READERS   SHM_READERS_PER_PROC epoch reader
+ *			                  slots per process slot (gc/epoch.h)
  *			  SHM_R_HEAP      per-session memory, sized from the
  *			                  capacities; committed when touched
  *
@@ -38,7 +40,7 @@
 #include "sesh.h"
 
 #define SHM_MAGIC	   0x314d4f4448534553ull /* "SESHDOM1", little-endian */
-#define SHM_LAYOUT_VERSION 1u
+#define SHM_LAYOUT_VERSION 2u
 #define SHM_ENDIAN_TAG	   0x01020304u
 #define SHM_PAGE	   4096u
 #define SHM_CACHELINE	   64u
@@ -56,6 +58,10 @@
 #define SHM_STREAM_MAX	 ((size_t)1 << 30)
 #define SHM_METADATA_MAX ((size_t)1 << 20)
 
+/* Epoch reader slots each process slot owns: how many of its threads can
+ * be inside a read-side section at once. */
+#define SHM_READERS_PER_PROC 16u
+
 /* Lock bytes on the segment's file. */
 #define SHM_LOCK_INIT 0
 #define SHM_LOCK_PROC 4096
@@ -64,8 +70,9 @@
  * of which SHM_R_COUNT are used by this layout version. */
 enum shm_region_id {
 	SHM_R_REGISTRY = 0,
-	SHM_R_HEAP = 1,
-	SHM_R_COUNT = 2,
+	SHM_R_READERS = 1,
+	SHM_R_HEAP = 2,
+	SHM_R_COUNT = 3,
 	SHM_R_MAX = 8,
 };
 
@@ -105,6 +112,13 @@ struct shm_header {
 	uint32_t nregions; /* SHM_R_COUNT */
 	struct shm_region region[SHM_R_MAX];
 	uint64_t checksum; /* shm_header_checksum() of the above */
+
+	/* Mutable from here on, each on a cache line of its own. */
+
+	/* Global epoch of the reclamation scheme (gc/epoch.h); starts at 1
+	 * so that 0 can mean "not reading" in a reader slot. */
+	_Alignas(SHM_CACHELINE) _Atomic uint64_t epoch;
+	uint8_t epoch_pad[SHM_CACHELINE - 8];
 };
 
 /* Feature bits understood by this build. */
@@ -130,8 +144,22 @@ struct shm_proc {
 	_Atomic uint64_t incarnation;
 	_Atomic int64_t attached_ns;
 	_Atomic uint64_t comm[2]; /* process name, 16 bytes */
-	uint8_t pad[SHM_CACHELINE - 48];
+	/* How many of this slot's reader slots were ever handed out (a
+	 * bound for scans, clamped to SHM_READERS_PER_PROC when read). */
+	_Atomic uint32_t readers_used;
+	uint8_t pad[SHM_CACHELINE - 52];
 };
+
+/* An epoch reader slot: the epoch its thread entered its read-side
+ * section at, or 0 outside one. Written only by that thread, and by
+ * whoever recovers the slot after the owning process died. */
+struct shm_reader {
+	_Atomic uint64_t epoch;
+	uint8_t pad[SHM_CACHELINE - 8];
+};
+
+_Static_assert(sizeof(struct shm_reader) == SHM_CACHELINE,
+	       "reader slots are one cache line");
 
 _Static_assert(sizeof(struct shm_proc) == SHM_CACHELINE,
 	       "registry slots are one cache line");
@@ -223,6 +251,23 @@ struct shm_proc *shm_proc_slot(const struct shm_seg *s, uint32_t i);
  * no free slot is left. Returns the slot number, or -ENOSPC (all slots held
  * by live processes) or another negative errno. */
 int shm_proc_claim(struct shm_seg *s, int lock_fd);
+
+/* Recover the slots of every process that died without closing: clear
+ * what each held (its epoch reader slots), then free the slot. lock_fd is
+ * the caller's own description, whose slot is `self` (skipped); it holds
+ * each dead slot's lock while it works. Returns how many slots were
+ * recovered, or a negative errno. */
+int shm_proc_reap(struct shm_seg *s, int lock_fd, uint32_t self);
+
+/* Reader slot k of process slot p, or NULL if out of range. */
+struct shm_reader *shm_reader_slot(const struct shm_seg *s, uint32_t p,
+				   uint32_t k);
+
+/* The header, for its mutable fields. */
+static inline struct shm_header *shm_hdr(const struct shm_seg *s)
+{
+	return (struct shm_header *)s->base;
+}
 
 /* Release a slot this process owns: mark it free, then drop its lock. */
 void shm_proc_release(struct shm_seg *s, int lock_fd, uint32_t slot);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -67,6 +68,14 @@ static inline int tu_init_files(const char *name)
 			n = n * 10 + (c - '0');
 	pclose(f);
 	return n;
+}
+
+/* In a child forked by `parent`: die with it, so that a test that fails
+ * half-way leaves no process behind. */
+static inline void tu_die_with(pid_t parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+		_exit(99);
 }
 
 /* Write and read exactly n bytes on a pipe. */

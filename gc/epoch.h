@@ -1,0 +1,76 @@
+/*
+ * epoch.h - cross-process epoch-based reclamation, the read side inline.
+ *
+ * liburcu's flavours keep their reader registry in process-private memory,
+ * so they cannot protect data that several processes share. This is the
+ * same idea with its state in the segment: a global epoch in the header,
+ * and reader slots (struct shm_reader, SHM_READERS_PER_PROC per process
+ * slot) in which a thread inside a read-side section announces the epoch
+ * it entered at.
+ *
+ * How it works. A writer makes an object unreachable with one atomic store
+ * (unlink, or a copy-on-write swap), then tags it with gc_retire_tag(): the
+ * epoch after the unlink. A reclaimer calls gc_oldest_reader(), which
+ * advances the epoch and returns the oldest epoch any reader announces; an
+ * object whose tag is below it can no longer be reached by anyone and can
+ * be freed. Why: a reader announcing e <= tag may have entered before the
+ * unlink, so it holds the object back; a reader announcing e > tag loaded
+ * the epoch after it was advanced past tag, which happened after the
+ * unlink, so it cannot find the object. A reader that loaded an old epoch
+ * but announced it only after the reclaimer's scan is also safe: the scan
+ * and the announcement are ordered by full fences on both sides (the
+ * store-buffer pattern), so a reader the scan missed starts its traversal
+ * after the unlink. Readers only ever write their own slot, and never wait.
+ *
+ * A dead process's reader slots are cleared when its registry slot is
+ * recovered (shm_proc_reap, or a claim that reuses the slot), so a reader
+ * killed inside its section holds reclamation back only until then.
+ */
+#ifndef SESH_GC_EPOCH_H
+#define SESH_GC_EPOCH_H
+
+#include "shm/shm.h"
+
+/* Enter a read-side section on reader slot r (not re-entrant: nesting is
+ * counted by the caller). Wait-free; no read-modify-write. */
+static inline void gc_enter(const struct shm_seg *s, struct shm_reader *r)
+{
+	_Atomic uint64_t *ep = &shm_hdr(s)->epoch;
+	uint64_t e, e2;
+
+	e = atomic_load_explicit(ep, memory_order_relaxed);
+	atomic_store_explicit(&r->epoch, e, memory_order_relaxed);
+	/* Full fence: the announcement is visible before any load of the
+	 * protected data, pairing with the fence in gc_oldest_reader(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* The epoch moved while we announced: announce the newer one, so we
+	 * hold back less. Acquire: we then see everything unlinked before
+	 * the advance to e2, so announcing e2 is true. */
+	e2 = atomic_load_explicit(ep, memory_order_acquire);
+	if (e2 != e)
+		atomic_store_explicit(&r->epoch, e2, memory_order_relaxed);
+}
+
+/* Leave the section. Release: every load of protected data made inside it
+ * happens before a reclaimer sees the slot empty. */
+static inline void gc_exit(struct shm_reader *r)
+{
+	atomic_store_explicit(&r->epoch, 0, memory_order_release);
+}
+
+/* The tag of an object just made unreachable (call after the unlink). */
+uint64_t gc_retire_tag(const struct shm_seg *s);
+
+/* Advance the epoch, then return the oldest epoch a reader announces, or
+ * UINT64_MAX if no reader is inside a section. Objects tagged below the
+ * result can be freed. Lock-free; reads one line per process slot in use
+ * and one per reader slot handed out. */
+uint64_t gc_oldest_reader(const struct shm_seg *s);
+
+/* Hand out reader slot k of process slot p to a thread: bumps the slot's
+ * high-water mark so scans and recovery see it. Returns the slot or NULL if
+ * out of range. */
+struct shm_reader *gc_reader_take(const struct shm_seg *s, uint32_t p,
+				  uint32_t k);
+
+#endif /* SESH_GC_EPOCH_H */
