@@ -404,26 +404,31 @@ static void test_threads_register_once(void **state)
  * all its descriptors, lives on; and a recycled pid does not revive it. */
 static void test_parent_killed_child_lives(void **state)
 {
-	int ready[2], i;
+	int ready[2], hold[2], i;
 	struct who w[2];
-	char name[64];
+	char name[64], b;
 	sesh_t *d;
-	pid_t p;
+	pid_t p, me = getpid();
 
 	tu_name(name, sizeof(name), "pkill");
 	d = tu_create(name, NULL);
 	assert_int_equal(pipe(ready), 0);
+	/* P and C block on `hold`, whose only writer is this process: they
+	 * end when we close it or die, whatever happens to the test. */
+	assert_int_equal(pipe(hold), 0);
 	p = fork();
 	assert_true(p >= 0);
 	if (p == 0) {
 		/* P: register through the inherited handle, fork C. */
 		sesh_info_t pi;
-		struct who me = {getpid(), -1};
+		struct who self = {getpid(), -1};
 		pid_t c;
 
+		tu_die_with(me);
+		close(hold[1]);
 		close(ready[0]);
 		if (sesh_info(d, &pi) == 0)
-			me.slot = pi.self_slot;
+			self.slot = pi.self_slot;
 		c = fork();
 		if (c == 0) {
 			struct who cw = {getpid(), -1};
@@ -432,13 +437,14 @@ static void test_parent_killed_child_lives(void **state)
 			if (sesh_info(d, &ci) == 0)
 				cw.slot = ci.self_slot;
 			tu_put(ready[1], &cw, sizeof(cw));
-			for (;;)
-				pause();
+			(void)read(hold[0], &b, 1);
+			_exit(0);
 		}
-		tu_put(ready[1], &me, sizeof(me));
-		for (;;)
-			pause();
+		tu_put(ready[1], &self, sizeof(self));
+		(void)read(hold[0], &b, 1);
+		_exit(0);
 	}
+	close(hold[0]);
 	close(ready[1]);
 	for (i = 0; i < 2; i++)
 		assert_int_equal(tu_get(ready[0], &w[i], sizeof(w[i])), 0);
@@ -468,6 +474,7 @@ static void test_parent_killed_child_lives(void **state)
 	for (i = 0; i < 5000 && slot_alive(d, wc.slot) == 1; i++)
 		usleep(1000);
 	assert_int_equal(slot_alive(d, wc.slot), 0);
+	close(hold[1]);
 	close(ready[0]);
 	sesh_close(d);
 	assert_int_equal(sesh_unlink(name), 0);
@@ -536,9 +543,12 @@ static void test_kill_churn(void **state)
 		pid_t kids[4];
 
 		for (i = 0; i < 4; i++) {
+			pid_t me = getpid();
+
 			kids[i] = fork();
 			assert_true(kids[i] >= 0);
 			if (kids[i] == 0) {
+				tu_die_with(me);
 				for (;;) {
 					sesh_t *k = NULL;
 					sesh_info_t ki;
