@@ -4,7 +4,108 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <pthread.h>
+
 #include "gc/epoch.h"
+
+/* Handles one thread reads through at once before the least useful entry
+ * is evicted (its reader slot given back). */
+#define GC_TLS_ENTRIES 4
+
+static __thread struct gc_thread_reader tls[GC_TLS_ENTRIES];
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static int tls_key_ok;
+
+static void tr_return(struct gc_thread_reader *tr)
+{
+	if (tr->d != NULL)
+		shm_reader_return(tr->d, tr->serial, tr->gen, tr->k);
+	tr->d = NULL;
+	tr->nest = 0;
+}
+
+/* At thread exit: give back every reader slot the thread holds. */
+static void tls_destructor(void *unused)
+{
+	int i;
+
+	for (i = 0; i < GC_TLS_ENTRIES; i++)
+		tr_return(&tls[i]);
+}
+
+static void tls_init(void)
+{
+	tls_key_ok = pthread_key_create(&tls_key, tls_destructor) == 0;
+}
+
+static bool tr_current(const struct gc_thread_reader *tr, struct sesh *d)
+{
+	return tr->d == d && tr->serial == d->serial &&
+	       tr->gen ==
+		       atomic_load_explicit(&d->reg_gen, memory_order_relaxed);
+}
+
+/* Find the thread's entry for d, or make one (taking a reader slot). */
+static int tr_find(struct sesh *d, struct gc_thread_reader **out)
+{
+	struct gc_thread_reader *tr = NULL;
+	uint32_t gen = 0;
+	int i, k, slot;
+
+	for (i = 0; i < GC_TLS_ENTRIES; i++) {
+		if (tr_current(&tls[i], d)) {
+			*out = &tls[i];
+			return 0;
+		}
+	}
+	/* An empty entry, else one not inside a section (stale entries,
+	 * of closed handles or of the parent before fork, are such). */
+	for (i = 0; i < GC_TLS_ENTRIES && tr == NULL; i++)
+		if (tls[i].d == NULL)
+			tr = &tls[i];
+	for (i = 0; i < GC_TLS_ENTRIES && tr == NULL; i++)
+		if (tls[i].nest == 0)
+			tr = &tls[i];
+	if (tr == NULL)
+		return -ENOSPC; /* nested in GC_TLS_ENTRIES other handles */
+	tr_return(tr);
+
+	pthread_once(&tls_once, tls_init);
+	if (!tls_key_ok || pthread_setspecific(tls_key, tls) != 0)
+		return -ENOMEM; /* could not arrange the give-back */
+	k = shm_reader_claim(d, &gen);
+	if (k < 0)
+		return k;
+	slot = atomic_load_explicit(&d->slot, memory_order_acquire);
+	tr->r = slot >= 0 ? gc_reader_take(&d->seg, (uint32_t)slot, (uint32_t)k)
+			  : NULL;
+	if (tr->r == NULL) {
+		shm_reader_return(d, d->serial, gen, (uint32_t)k);
+		return -EIO;
+	}
+	tr->d = d;
+	tr->serial = d->serial;
+	tr->gen = gen;
+	tr->k = (uint32_t)k;
+	tr->nest = 0;
+	*out = tr;
+	return 0;
+}
+
+int gc_read_lock(struct sesh *d, struct gc_thread_reader **out)
+{
+	struct gc_thread_reader *tr;
+	int rc = tr_find(d, &tr);
+
+	if (rc < 0)
+		return rc;
+	if (tr->nest++ == 0)
+		gc_enter(&d->seg, tr->r);
+	*out = tr;
+	return 0;
+}
 
 uint64_t gc_retire_tag(const struct shm_seg *s)
 {

@@ -73,4 +73,34 @@ uint64_t gc_oldest_reader(const struct shm_seg *s);
 struct shm_reader *gc_reader_take(const struct shm_seg *s, uint32_t p,
 				  uint32_t k);
 
+/*
+ * Threads. Each thread that reads through a handle owns one of its
+ * process's reader slots, taken on the thread's first read and given back
+ * when the thread exits (or when the handle is closed, or in a child after
+ * fork, where the parent's slots are not the child's). A small per-thread
+ * cache makes finding it a few compares.
+ */
+struct gc_thread_reader {
+	struct sesh *d;	 /* compared, dereferenced only when == caller's */
+	uint64_t serial; /* of the handle when the slot was taken */
+	uint32_t gen;	 /* registration generation, likewise */
+	uint32_t k;	 /* reader index in our process slot */
+	struct shm_reader *r;
+	unsigned nest; /* read-side sections open on this thread */
+};
+
+/* Enter a read-side section on d for the calling thread; sections nest.
+ * *tr is what gc_read_unlock() takes. Returns 0, -ENOSPC if every reader
+ * slot of this process is taken by other threads (SHM_READERS_PER_PROC
+ * threads of one process inside sesh at once), or an error of
+ * registering a forked child. Wait-free once the thread has its slot. */
+int gc_read_lock(struct sesh *d, struct gc_thread_reader **tr);
+
+/* Leave the section gc_read_lock() entered. */
+static inline void gc_read_unlock(struct gc_thread_reader *tr)
+{
+	if (--tr->nest == 0)
+		gc_exit(tr->r);
+}
+
 #endif /* SESH_GC_EPOCH_H */

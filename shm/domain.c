@@ -57,6 +57,7 @@ static void stage(enum shm_stage s)
 /* All handles of this process, for the fork handler. */
 static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sesh *handles;
+static uint64_t handles_serial; /* last serial handed out */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void atfork_prepare(void)
@@ -81,6 +82,9 @@ static void atfork_child(void)
 			close(d->lock_fd);
 		d->lock_fd = -1;
 		atomic_store_explicit(&d->slot, -1, memory_order_relaxed);
+		/* The parent's threads' reader slots are not ours. */
+		d->readers_taken = 0;
+		atomic_fetch_add_explicit(&d->reg_gen, 1, memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&handles_lock);
 }
@@ -381,9 +385,60 @@ static int register_locked(struct sesh *d)
 		return slot;
 	}
 	d->lock_fd = fd;
+	d->readers_taken = 0;
+	atomic_fetch_add_explicit(&d->reg_gen, 1, memory_order_relaxed);
 	/* Release: pairs with the acquire of the fast path below. */
 	atomic_store_explicit(&d->slot, slot, memory_order_release);
 	return 0;
+}
+
+int shm_reader_claim(struct sesh *d, uint32_t *gen)
+{
+	uint32_t k;
+	int rc;
+
+	rc = shm_ensure_registered(d);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&handles_lock);
+	for (k = 0; k < SHM_READERS_PER_PROC; k++)
+		if (!(d->readers_taken & (1u << k)))
+			break;
+	if (k == SHM_READERS_PER_PROC) {
+		rc = -ENOSPC;
+	} else {
+		d->readers_taken |= 1u << k;
+		*gen = atomic_load_explicit(&d->reg_gen, memory_order_relaxed);
+		rc = (int)k;
+	}
+	pthread_mutex_unlock(&handles_lock);
+	return rc;
+}
+
+void shm_reader_return(struct sesh *d, uint64_t serial, uint32_t gen,
+		       uint32_t k)
+{
+	struct sesh *h;
+
+	pthread_mutex_lock(&handles_lock);
+	for (h = handles; h != NULL; h = h->next) {
+		struct shm_reader *r;
+		int slot;
+
+		if (h != d || h->serial != serial ||
+		    atomic_load_explicit(&h->reg_gen, memory_order_relaxed) !=
+			    gen)
+			continue;
+		slot = atomic_load_explicit(&h->slot, memory_order_relaxed);
+		r = slot >= 0 ? shm_reader_slot(&h->seg, (uint32_t)slot, k)
+			      : NULL;
+		if (r != NULL) /* a thread that died inside a section */
+			atomic_store_explicit(&r->epoch, 0,
+					      memory_order_release);
+		h->readers_taken &= ~(1u << k);
+		break;
+	}
+	pthread_mutex_unlock(&handles_lock);
 }
 
 int shm_ensure_registered(struct sesh *d)
@@ -513,6 +568,7 @@ int sesh_open(const char *name, const char *ns, const sesh_config_t *cfg,
 	pthread_mutex_lock(&handles_lock);
 	rc = register_locked(d);
 	if (rc == 0) {
+		d->serial = ++handles_serial;
 		d->next = handles;
 		if (handles != NULL)
 			handles->prev = d;

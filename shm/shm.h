@@ -307,10 +307,30 @@ struct sesh {
 	char name[SESH_NAME_MAX + 1];
 	char ns[SESH_NAME_MAX + 1];
 	struct sesh *prev, *next; /* the process's list of handles */
+	uint64_t serial;	  /* unique in this process, never reused */
+	/* Bumped at each registration and at fork: a thread's cached reader
+	 * slot from another generation is stale. */
+	_Atomic uint32_t reg_gen;
+	uint32_t readers_taken; /* reader slots held by threads (bitmap);
+				 * under the handles lock */
 };
+
+_Static_assert(SHM_READERS_PER_PROC <= 32, "readers_taken is 32 bits");
 
 /* Register the calling process if it is not (a child after fork). */
 int shm_ensure_registered(struct sesh *d);
+
+/* Take a free reader slot of this process's registry slot for the calling
+ * thread; *gen is the registration generation it belongs to. Returns the
+ * reader index k, or -ENOSPC if all SHM_READERS_PER_PROC are taken, or an
+ * error of registration. */
+int shm_reader_claim(struct sesh *d, uint32_t *gen);
+
+/* Give reader slot k back, if handle d (compared by pointer, never
+ * dereferenced unless it is still open) still has this serial and
+ * generation; otherwise the slot was already cleared by close or fork. */
+void shm_reader_return(struct sesh *d, uint64_t serial, uint32_t gen,
+		       uint32_t k);
 
 /* Directory of the segments: $SESH_SHM_DIR or /dev/shm. */
 const char *shm_dir(void);

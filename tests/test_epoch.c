@@ -8,6 +8,7 @@
  */
 #include "testutil.h"
 
+#include <pthread.h>
 #include <time.h>
 
 #include "gc/epoch.h"
@@ -320,12 +321,138 @@ static void test_stress(void **state)
 	assert_int_equal(sesh_unlink(name), 0);
 }
 
+/* --- threads ------------------------------------------------------------ */
+
+static pthread_barrier_t b_held, b_go;
+static sesh_t *thr_d;
+
+struct thr_res {
+	int rc;
+	uint32_t k;
+	uint64_t epoch;
+};
+
+static void *hold_reader(void *arg)
+{
+	struct thr_res *res = arg;
+	struct gc_thread_reader *tr;
+
+	res->rc = gc_read_lock(thr_d, &tr);
+	if (res->rc == 0) {
+		res->k = tr->k;
+		res->epoch = atomic_load(&tr->r->epoch);
+	}
+	pthread_barrier_wait(&b_held);
+	pthread_barrier_wait(&b_go);
+	if (res->rc == 0)
+		gc_read_unlock(tr);
+	return NULL;
+}
+
+static void *try_reader(void *arg)
+{
+	struct thr_res *res = arg;
+	struct gc_thread_reader *tr;
+
+	res->rc = gc_read_lock(thr_d, &tr);
+	if (res->rc == 0) {
+		res->k = tr->k;
+		gc_read_unlock(tr);
+	}
+	return NULL;
+}
+
+static void test_thread_readers(void **state)
+{
+	enum { N = SHM_READERS_PER_PROC - 1 };
+	struct gc_thread_reader *tr, *tr2;
+	struct thr_res res[N], extra;
+	pthread_t th[N], t;
+	uint32_t seen = 0;
+	char name[64];
+	pid_t pid;
+	int i;
+
+	tu_name(name, sizeof(name), "ep4");
+	thr_d = open_small(name);
+
+	/* Nesting on the main thread: one slot, entered once. */
+	assert_int_equal(gc_read_lock(thr_d, &tr), 0);
+	assert_int_equal(gc_read_lock(thr_d, &tr2), 0);
+	assert_ptr_equal(tr, tr2);
+	assert_int_equal(tr->nest, 2);
+	gc_read_unlock(tr2);
+	assert_int_not_equal(atomic_load(&tr->r->epoch), 0);
+	gc_read_unlock(tr);
+	assert_int_equal(atomic_load(&tr->r->epoch), 0);
+	seen |= 1u << tr->k;
+
+	/* Every other slot to a thread of its own; one more is refused. */
+	assert_int_equal(pthread_barrier_init(&b_held, NULL, N + 1), 0);
+	assert_int_equal(pthread_barrier_init(&b_go, NULL, N + 1), 0);
+	for (i = 0; i < N; i++)
+		assert_int_equal(
+			pthread_create(&th[i], NULL, hold_reader, &res[i]), 0);
+	pthread_barrier_wait(&b_held);
+	for (i = 0; i < N; i++) {
+		assert_int_equal(res[i].rc, 0);
+		assert_int_not_equal(res[i].epoch, 0);
+		assert_false(seen & (1u << res[i].k));
+		seen |= 1u << res[i].k;
+	}
+	assert_int_equal(seen, (1u << SHM_READERS_PER_PROC) - 1);
+	assert_int_equal(pthread_create(&t, NULL, try_reader, &extra), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(extra.rc, -ENOSPC);
+	pthread_barrier_wait(&b_go);
+	for (i = 0; i < N; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	/* Their exits gave the slots back. */
+	assert_int_equal(thr_d->readers_taken, 1u << tr->k);
+	assert_int_equal(pthread_create(&t, NULL, try_reader, &extra), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(extra.rc, 0);
+	pthread_barrier_destroy(&b_held);
+	pthread_barrier_destroy(&b_go);
+
+	/* A forked child reads through the inherited handle with a reader
+	 * slot of its own process slot, not the parent's cached one. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct gc_thread_reader *c;
+		int slot;
+
+		if (gc_read_lock(thr_d, &c) != 0)
+			_exit(2);
+		slot = thr_d->slot;
+		if (slot < 0 || slot == 0 ||
+		    c->r != shm_reader_slot(&thr_d->seg, (uint32_t)slot, c->k))
+			_exit(3);
+		gc_read_unlock(c);
+		_exit(0);
+	}
+	assert_int_equal(tu_wait(pid), 0);
+
+	/* Closed and reopened: the thread's cache of the old handle is
+	 * stale, and the new handle gets a slot of its own. */
+	sesh_close(thr_d);
+	thr_d = tu_create(name, NULL);
+	assert_int_equal(gc_read_lock(thr_d, &tr), 0);
+	assert_ptr_equal(tr->r, shm_reader_slot(&thr_d->seg,
+						(uint32_t)thr_d->slot, tr->k));
+	gc_read_unlock(tr);
+	sesh_close(thr_d);
+	assert_int_equal(sesh_unlink(name), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_single_process),
 		cmocka_unit_test(test_dead_reader),
 		cmocka_unit_test(test_stress),
+		cmocka_unit_test(test_thread_readers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
