@@ -81,9 +81,20 @@ static bool round_ok(uint64_t x, uint64_t to, uint64_t *r)
 	return add_ok(x, to - 1, r) && ((*r &= ~(to - 1)), true);
 }
 
+/* Place region r of `bytes` (rounded up to whole pages) at *at, and move
+ * *at past it. False if it does not fit below SHM_MAX_SEGMENT. */
+static bool place(struct shm_geom *g, unsigned r, uint64_t bytes, uint64_t *at)
+{
+	if (!round_ok(bytes, SHM_PAGE, &bytes))
+		return false;
+	g->region[r].off = *at;
+	g->region[r].len = bytes;
+	return add_ok(*at, bytes, at);
+}
+
 int shm_layout(const sesh_config_t *cfg, struct shm_geom *g)
 {
-	uint64_t per_session, meta, bytes, at = SHM_PAGE;
+	uint64_t per_session, meta, procs, readers, heap, at = SHM_PAGE;
 
 	memset(g, 0, sizeof(*g));
 	g->max_sessions = cfg->max_sessions;
@@ -94,37 +105,21 @@ int shm_layout(const sesh_config_t *cfg, struct shm_geom *g)
 	g->mode = (uint32_t)cfg->mode;
 	g->max_procs = cfg->max_processes;
 
-	/* Registry: one cache line per process slot. */
-	if (!mul_ok(g->max_procs, sizeof(struct shm_proc), &bytes) ||
-	    !round_ok(bytes, SHM_PAGE, &bytes))
-		return -ENOSPC;
-	g->region[SHM_R_REGISTRY].off = at;
-	g->region[SHM_R_REGISTRY].len = bytes;
-	if (!add_ok(at, bytes, &at))
-		return -ENOSPC;
-
-	/* Readers: SHM_READERS_PER_PROC cache lines per process slot. */
-	if (!mul_ok(g->max_procs, SHM_READERS_PER_PROC, &bytes) ||
-	    !mul_ok(bytes, sizeof(struct shm_reader), &bytes) ||
-	    !round_ok(bytes, SHM_PAGE, &bytes))
-		return -ENOSPC;
-	g->region[SHM_R_READERS].off = at;
-	g->region[SHM_R_READERS].len = bytes;
-	if (!add_ok(at, bytes, &at))
-		return -ENOSPC;
-
-	/* Heap: each session's index bookkeeping, metadata and stream. */
-	if (!round_ok(g->max_metadata, SHM_CACHELINE, &meta) ||
+	/* Registry: one cache line per process slot. Readers:
+	 * SHM_READERS_PER_PROC cache lines per process slot. Heap: each
+	 * session's index bookkeeping, metadata and stream. */
+	if (!mul_ok(g->max_procs, sizeof(struct shm_proc), &procs) ||
+	    !mul_ok(g->max_procs, SHM_READERS_PER_PROC, &readers) ||
+	    !mul_ok(readers, sizeof(struct shm_reader), &readers) ||
+	    !round_ok(g->max_metadata, SHM_CACHELINE, &meta) ||
 	    !add_ok(SHM_SESSION_RESERVE, meta, &per_session) ||
 	    !add_ok(per_session, g->stream_bytes, &per_session) ||
-	    !mul_ok(per_session, g->max_sessions, &bytes) ||
-	    !round_ok(bytes, SHM_PAGE, &bytes))
+	    !mul_ok(per_session, g->max_sessions, &heap))
 		return -ENOSPC;
-	g->region[SHM_R_HEAP].off = at;
-	g->region[SHM_R_HEAP].len = bytes;
-	if (!add_ok(at, bytes, &at))
+	if (!place(g, SHM_R_REGISTRY, procs, &at) ||
+	    !place(g, SHM_R_READERS, readers, &at) ||
+	    !place(g, SHM_R_HEAP, heap, &at))
 		return -ENOSPC;
-
 	g->total_bytes = at;
 	return 0;
 }
