@@ -36,7 +36,6 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "shm/shm.h"
@@ -138,14 +137,6 @@ static int open_dir(void)
 	return fd >= 0 ? fd : sys_err(errno);
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int random_bytes(void *buf, size_t n)
 {
 	uint8_t *p = buf;
@@ -166,14 +157,7 @@ static int random_bytes(void *buf, size_t n)
 
 static int init_lock(int fd, short type)
 {
-	struct flock fl;
-
-	memset(&fl, 0, sizeof(fl));
-	fl.l_type = type;
-	fl.l_whence = SEEK_SET;
-	fl.l_start = SHM_LOCK_INIT;
-	fl.l_len = 1;
-	return fcntl(fd, F_OFD_SETLK, &fl) == 0 ? 0 : -errno;
+	return shm_lock_byte(fd, type, SHM_LOCK_INIT, F_OFD_SETLK);
 }
 
 /* Is `ent` exactly INIT_PREFIX name "." <16 hex>? */
@@ -264,7 +248,7 @@ static int create_segment(int dirfd, const char *name, const char *fname,
 	 * over (-EAGAIN). Never go on without the lock. */
 	rc = init_lock(fd, F_WRLCK);
 	if (rc < 0) {
-		rc = rc == -EAGAIN || rc == -EACCES ? -EAGAIN : -EIO;
+		rc = rc == -EAGAIN ? -EAGAIN : -EIO;
 		goto fail;
 	}
 	stage(SHM_STAGE_CREATED);
@@ -275,7 +259,7 @@ static int create_segment(int dirfd, const char *name, const char *fname,
 	stage(SHM_STAGE_SIZED);
 	/* The registry and heap start zeroed: a fresh tmpfs file reads as
 	 * zeros, and zero is every slot's free state. */
-	shm_header_fill(&h, &g, domain_id, now_ns());
+	shm_header_fill(&h, &g, domain_id, shm_now_ns());
 	if (pwrite(fd, &h, cut, 0) != (ssize_t)cut) {
 		rc = -EIO;
 		goto fail;

@@ -58,7 +58,7 @@ struct shm_reader *shm_reader_slot(const struct shm_seg *s, uint32_t p,
 		       SHM_CACHELINE);
 }
 
-static int lock_byte(int fd, short type, off_t at, int cmd)
+int shm_lock_byte(int fd, short type, off_t at, int cmd)
 {
 	struct flock fl;
 
@@ -76,11 +76,11 @@ static int lock_byte(int fd, short type, off_t at, int cmd)
 
 int shm_proc_alive(int query_fd, uint32_t i)
 {
-	return lock_byte(query_fd, F_WRLCK, SHM_LOCK_PROC + (off_t)i,
-			 F_OFD_GETLK);
+	return shm_lock_byte(query_fd, F_WRLCK, SHM_LOCK_PROC + (off_t)i,
+			     F_OFD_GETLK);
 }
 
-static int64_t now_ns(void)
+int64_t shm_now_ns(void)
 {
 	struct timespec ts;
 
@@ -135,7 +135,8 @@ static void proc_fill(struct shm_proc *p)
 	 * that check the sequence after copying. */
 	atomic_thread_fence(memory_order_release);
 	atomic_store_explicit(&p->pid, (int32_t)getpid(), memory_order_relaxed);
-	atomic_store_explicit(&p->attached_ns, now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&p->attached_ns, shm_now_ns(),
+			      memory_order_relaxed);
 	atomic_store_explicit(&p->comm[0], w[0], memory_order_relaxed);
 	atomic_store_explicit(&p->comm[1], w[1], memory_order_relaxed);
 	atomic_fetch_add_explicit(&p->incarnation, 1, memory_order_relaxed);
@@ -163,8 +164,9 @@ int shm_proc_claim(struct shm_seg *s, int lock_fd)
 						  memory_order_relaxed);
 			if (pass == 0 && st != SHM_PROC_FREE)
 				continue;
-			rc = lock_byte(lock_fd, F_WRLCK,
-				       SHM_LOCK_PROC + (off_t)i, F_OFD_SETLK);
+			rc = shm_lock_byte(lock_fd, F_WRLCK,
+					   SHM_LOCK_PROC + (off_t)i,
+					   F_OFD_SETLK);
 			if (rc == -EAGAIN)
 				continue; /* a live owner */
 			if (rc < 0)
@@ -175,10 +177,10 @@ int shm_proc_claim(struct shm_seg *s, int lock_fd)
 						  memory_order_acquire);
 			if (st != SHM_PROC_FREE) {
 				if (pass == 0) {
-					(void)lock_byte(lock_fd, F_UNLCK,
-							SHM_LOCK_PROC +
-								(off_t)i,
-							F_OFD_SETLK);
+					(void)shm_lock_byte(lock_fd, F_UNLCK,
+							    SHM_LOCK_PROC +
+								    (off_t)i,
+							    F_OFD_SETLK);
 					continue;
 				}
 				/* Dead, or a scribbled state: nobody holds
@@ -210,7 +212,7 @@ int shm_proc_reap(struct shm_seg *s, int lock_fd, uint32_t self)
 		if (atomic_load_explicit(&p->state, memory_order_relaxed) ==
 		    SHM_PROC_FREE)
 			continue;
-		rc = lock_byte(lock_fd, F_WRLCK, at, F_OFD_SETLK);
+		rc = shm_lock_byte(lock_fd, F_WRLCK, at, F_OFD_SETLK);
 		if (rc == -EAGAIN)
 			continue; /* alive, or another reaper has it */
 		if (rc < 0)
@@ -222,7 +224,7 @@ int shm_proc_reap(struct shm_seg *s, int lock_fd, uint32_t self)
 			proc_clear(s, i, p);
 			n++;
 		}
-		(void)lock_byte(lock_fd, F_UNLCK, at, F_OFD_SETLK);
+		(void)shm_lock_byte(lock_fd, F_UNLCK, at, F_OFD_SETLK);
 	}
 	return n;
 }
@@ -237,8 +239,8 @@ void shm_proc_release(struct shm_seg *s, int lock_fd, uint32_t slot)
 	 * recover: harmless. */
 	if (p != NULL)
 		proc_clear(s, slot, p);
-	(void)lock_byte(lock_fd, F_UNLCK, SHM_LOCK_PROC + (off_t)slot,
-			F_OFD_SETLK);
+	(void)shm_lock_byte(lock_fd, F_UNLCK, SHM_LOCK_PROC + (off_t)slot,
+			    F_OFD_SETLK);
 }
 
 bool shm_proc_read(const struct shm_proc *p, sesh_proc_t *out)

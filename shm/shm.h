@@ -242,6 +242,14 @@ static inline uint64_t shm_off(const struct shm_seg *s, const void *p)
 
 /* --- registry.c: process slots and liveness ------------------------------ */
 
+/* Set (F_OFD_SETLK with F_WRLCK or F_UNLCK) or query (F_OFD_GETLK) an OFD
+ * lock on byte `at` of fd's file. Returns 0 (set), 1/0 held/free (query),
+ * -EAGAIN if another description holds it, or another negative errno. */
+int shm_lock_byte(int fd, short type, off_t at, int cmd);
+
+/* CLOCK_REALTIME in nanoseconds. */
+int64_t shm_now_ns(void);
+
 /* Slot `i` of the registry, or NULL if out of range. */
 struct shm_proc *shm_proc_slot(const struct shm_seg *s, uint32_t i);
 
