@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <string.h>
 
 #include "gc/epoch.h"
 
@@ -166,4 +167,92 @@ uint64_t gc_oldest_reader(const struct shm_seg *s)
 		}
 	}
 	return oldest;
+}
+
+/* RETIRED(tag) -> FREE, if the word still says so. Release: the readers'
+ * loads (which our caller's gc_oldest_reader() acquired) and our own
+ * happen before the next owner, who acquires, writes the block. */
+static bool free_retired(_Atomic uint64_t *w, uint64_t word)
+{
+	return atomic_compare_exchange_strong_explicit(
+		w, &word, SHM_BLK_FREE, memory_order_release,
+		memory_order_relaxed);
+}
+
+uint32_t gc_retire(const struct shm_seg *s, struct shm_alloc_local *l,
+		   uint64_t off)
+{
+	uint64_t size, word;
+	_Atomic uint64_t *w = shm_blk_word(s, off, &size);
+	uint32_t n;
+
+	if (w == NULL)
+		return 0;
+	word = shm_blk_retired(gc_retire_tag(s));
+	/* Relaxed: the tag was read after the unlink (seq-cst), and only a
+	 * reclaimer that advanced the epoch past it frees the block. */
+	atomic_store_explicit(w, word, memory_order_relaxed);
+
+	pthread_mutex_lock(&l->lock);
+	if (l->n == SHM_RETIRE_LOCAL) {
+		/* Full of blocks still in their grace period: forget the
+		 * older half; they stay RETIRED for gc_sweep(). */
+		memmove(&l->retired[0], &l->retired[SHM_RETIRE_LOCAL / 2],
+			sizeof(l->retired[0]) * (SHM_RETIRE_LOCAL / 2));
+		l->n = SHM_RETIRE_LOCAL / 2;
+	}
+	l->retired[l->n].off = off;
+	l->retired[l->n].word = word;
+	n = ++l->n;
+	pthread_mutex_unlock(&l->lock);
+	return n;
+}
+
+void gc_reclaim(const struct shm_seg *s, struct shm_alloc_local *l)
+{
+	uint64_t oldest, size;
+	uint32_t i, keep = 0;
+
+	pthread_mutex_lock(&l->lock);
+	if (l->n == 0) {
+		pthread_mutex_unlock(&l->lock);
+		return;
+	}
+	oldest = gc_oldest_reader(s);
+	for (i = 0; i < l->n; i++) {
+		_Atomic uint64_t *w = shm_blk_word(s, l->retired[i].off, &size);
+
+		if (w != NULL && SHM_BLK_TAG(l->retired[i].word) >= oldest) {
+			l->retired[keep++] = l->retired[i];
+			continue;
+		}
+		/* Fails if a sweep freed it first (and someone may own it
+		 * now): then it is not ours to touch. */
+		if (w != NULL)
+			(void)free_retired(w, l->retired[i].word);
+	}
+	l->n = keep;
+	pthread_mutex_unlock(&l->lock);
+}
+
+uint64_t gc_sweep(const struct shm_seg *s, int c)
+{
+	uint64_t oldest = gc_oldest_reader(s), freed = 0, k;
+	unsigned first = c < 0 ? 0 : (unsigned)c;
+	unsigned last = c < 0 ? s->geom.nclasses : (unsigned)c + 1;
+
+	for (; first < last && first < s->geom.nclasses; first++) {
+		for (k = 0; k < s->geom.cls[first].cap; k++) {
+			_Atomic uint64_t *w = shm_class_word(s, first, k);
+			uint64_t v;
+
+			if (w == NULL)
+				break;
+			v = atomic_load_explicit(w, memory_order_relaxed);
+			if (SHM_BLK_STATE(v) == SHM_BLK_RETIRED &&
+			    SHM_BLK_TAG(v) < oldest && free_retired(w, v))
+				freed++;
+		}
+	}
+	return freed;
 }

@@ -67,6 +67,28 @@ uint64_t gc_retire_tag(const struct shm_seg *s);
  * and one per reader slot handed out. */
 uint64_t gc_oldest_reader(const struct shm_seg *s);
 
+/*
+ * Retiring blocks of the allocator (shm/alloc.c). A writer that unlinked a
+ * block it owns calls gc_retire(): the block's state word becomes
+ * RETIRED(tag) and the process remembers it. gc_reclaim() frees the
+ * remembered blocks whose grace period is over; gc_sweep() frees every
+ * retired block of a class whose grace period is over, whoever retired
+ * it (the slow path when a class runs dry, and what recovers the retired
+ * blocks of a process that died).
+ */
+
+/* Retire block `off`, which the caller owns and has just unlinked. Returns
+ * how many blocks the process now remembers. */
+uint32_t gc_retire(const struct shm_seg *s, struct shm_alloc_local *l,
+		   uint64_t off);
+
+/* Free the remembered blocks whose grace period is over. */
+void gc_reclaim(const struct shm_seg *s, struct shm_alloc_local *l);
+
+/* Free every retired block of class c (every class if c < 0) whose grace
+ * period is over. Returns how many were freed. */
+uint64_t gc_sweep(const struct shm_seg *s, int c);
+
 /* Hand out reader slot k of process slot p to a thread: bumps the slot's
  * high-water mark so scans and recovery see it. Returns the slot or NULL if
  * out of range. */

@@ -222,6 +222,7 @@ typedef struct sesh_info {
 	uint32_t processes_alive; /**< registered and alive */
 	uint32_t processes_dead;  /**< died, awaiting recovery */
 	int32_t self_slot;	  /**< this handle's slot */
+	size_t sessions;	  /**< sessions stored, all namespaces */
 } sesh_info_t;
 
 /**
@@ -289,6 +290,284 @@ typedef int (*sesh_proc_fn)(const sesh_proc_t *p, void *arg);
  * async-signal-safe. @p fn may call sesh functions on @p d.
  */
 SESH_API int sesh_proc_list(sesh_t *d, sesh_proc_fn fn, void *arg);
+
+/* ------------------------------------------------------------------------
+ * Sessions
+ *
+ * A session lives in the namespace of the handle that created it and is
+ * seen only through handles bound to that namespace. Ids and user ids are
+ * 1..128 bytes of printable ASCII (0x21-0x7E). Times are nanoseconds of
+ * CLOCK_REALTIME; last-seen times are kept at the resolution of
+ * CLOCK_REALTIME_COARSE (a few milliseconds).
+ */
+
+#define SESH_ID_MAX   128 /**< longest session id, in bytes */
+#define SESH_USER_MAX 128 /**< longest user id, in bytes */
+
+/** A session, as sesh_session_get() and the visitors see it. */
+typedef struct sesh_session {
+	char id[SESH_ID_MAX + 1];     /**< session id */
+	char user[SESH_USER_MAX + 1]; /**< owning user id ("" = none) */
+	int64_t created_ns;	      /**< creation time */
+	int64_t last_seen_ns;	      /**< last create, touch or update */
+	uint32_t ttl_s;		      /**< idle TTL in seconds */
+	uint64_t last_event_id;	      /**< newest event id published;
+				       * 0 = none */
+	size_t meta_len;	      /**< full length of the metadata */
+} sesh_session_t;
+
+/**
+ * Create a session in the handle's namespace.
+ *
+ * The record is built off-table and published with one atomic store, so
+ * other processes see the whole session or none of it. A session with the
+ * same id that is idle past its TTL (expired, not yet removed) is replaced.
+ *
+ * @param[in]  d         handle.
+ * @param[in]  id        session id, or NULL to generate one: 128 random
+ *                       bits from getrandom(2), as 32 lower-case hex
+ *                       digits.
+ * @param[in]  user      owning user id, or NULL for none.
+ * @param[in]  meta      opaque metadata; may be NULL when @p meta_len is 0.
+ * @param[in]  meta_len  bytes of metadata, at most the domain's
+ *                       max_metadata.
+ * @param[in]  ttl_s     idle TTL in seconds; 0 takes the domain's
+ *                       idle_ttl_s.
+ * @param[out] id_out    receives the id (generated or given); may be NULL
+ *                       when @p id is given.
+ *
+ * @return 0 on success, or:
+ *   -EINVAL  @p d NULL; @p id or @p user empty, longer than 128 bytes or
+ *            not printable; @p meta NULL with @p meta_len > 0; @p id and
+ *            @p id_out both NULL;
+ *   -EEXIST  a live session with this id exists in the namespace;
+ *   -E2BIG   @p meta_len is over the domain's max_metadata;
+ *   -ENOSPC  the domain holds max_sessions sessions, the namespace is at
+ *            its quota (sesh_ns_set_quota()), the namespace table is
+ *            full, or the record allocator is out of blocks (retired
+ *            blocks wait for a reader that has not left its read-side
+ *            section; see sesh_recover());
+ *   -EUCLEAN the index is corrupt;
+ *   -EIO     getrandom(2) failed;
+ *   or an error of registering a forked child (see sesh_info()).
+ *
+ * Context: any thread; blocking (takes a process-shared lock of one bucket
+ * stripe for a few hundred nanoseconds); not async-signal-safe.
+ */
+SESH_API int sesh_session_create(sesh_t *d, const char *id, const char *user,
+				 const void *meta, size_t meta_len,
+				 uint32_t ttl_s, char id_out[SESH_ID_MAX + 1]);
+
+/**
+ * Look a session up and copy it out.
+ *
+ * @param[in]  d         handle.
+ * @param[in]  id        session id.
+ * @param[in]  user      the authenticated user: a session owned by another
+ *                       user is -ENOENT. NULL skips the check (tools).
+ * @param[out] out       receives the session; may be NULL.
+ * @param[out] meta      receives at most @p meta_cap bytes of metadata;
+ *                       may be NULL.
+ * @param[in]  meta_cap  capacity of @p meta. out->meta_len is always the
+ *                       full length.
+ *
+ * @return 0 on success, or:
+ *   -EINVAL  @p d or @p id NULL; @p id or @p user not a valid id;
+ *   -ENOENT  no such session in the namespace, it is idle past its TTL,
+ *            or it belongs to another user (never revealed which);
+ *   -EUCLEAN the index is corrupt;
+ *   -ENOSPC  the calling thread is past the 16 threads per process that
+ *            can read a domain at once;
+ *   or an error of registering a forked child (see sesh_info()).
+ *
+ * Context: any thread; wait-free (no lock, no read-modify-write of a
+ * shared word, no system call) once the thread has read the domain
+ * before; not async-signal-safe.
+ */
+SESH_API int sesh_session_get(sesh_t *d, const char *id, const char *user,
+			      sesh_session_t *out, void *meta,
+			      size_t meta_cap);
+
+/**
+ * Mark a session used now: sets its last-seen time, which holds off idle
+ * expiry. A store is skipped when the coarse clock has not moved since
+ * the last one, so calling this on every request is cheap.
+ *
+ * @param[in] d   handle.
+ * @param[in] id  session id.
+ *
+ * @return 0 on success, or -EINVAL, -ENOENT (missing or idle past its
+ * TTL), -EUCLEAN, -ENOSPC, as for sesh_session_get().
+ *
+ * Context: any thread; wait-free; not async-signal-safe.
+ */
+SESH_API int sesh_session_touch(sesh_t *d, const char *id);
+
+/**
+ * Replace a session's metadata atomically (copy-on-write): a reader sees
+ * the old or the new metadata, never a mix. Also sets last-seen to now.
+ * A touch that races with the update may be lost (the update's own time
+ * replaces it).
+ *
+ * @param[in] d         handle.
+ * @param[in] id        session id.
+ * @param[in] meta      new metadata; may be NULL when @p meta_len is 0.
+ * @param[in] meta_len  its length, at most max_metadata.
+ *
+ * @return 0 on success, or:
+ *   -EINVAL  bad @p d, @p id or @p meta;
+ *   -ENOENT  no such session, or idle past its TTL;
+ *   -E2BIG   @p meta_len over max_metadata;
+ *   -ENOSPC  the record allocator is out of blocks;
+ *   -EUCLEAN the index is corrupt;
+ *   or an error of registering a forked child (see sesh_info()).
+ *
+ * Context: any thread; blocking (one bucket-stripe lock); not
+ * async-signal-safe.
+ */
+SESH_API int sesh_session_update(sesh_t *d, const char *id, const void *meta,
+				 size_t meta_len);
+
+/**
+ * Remove a session (an expired one too). Its memory is reclaimed once no
+ * reader can still see it; the caller does nothing more.
+ *
+ * @param[in] d   handle.
+ * @param[in] id  session id.
+ *
+ * @return 0 on success, or -EINVAL, -ENOENT (no such session in the
+ * namespace), -EUCLEAN, or an error of registering a forked child.
+ *
+ * Context: any thread; blocking (one bucket-stripe lock); not
+ * async-signal-safe.
+ */
+SESH_API int sesh_session_delete(sesh_t *d, const char *id);
+
+/**
+ * Count the sessions of the handle's namespace, including those idle past
+ * their TTL that no one has removed yet (sesh_session_expired() finds
+ * them).
+ *
+ * @param[in]  d    handle.
+ * @param[out] out  the count.
+ *
+ * @return 0 on success, or -EINVAL (NULL argument), -EUCLEAN, or an error
+ * of registering a forked child.
+ *
+ * Context: any thread; lock-free, O(1), unless a writer died inside its
+ * critical section since the last call: then the counts are rebuilt first
+ * (blocking, O(sessions)).
+ */
+SESH_API int sesh_session_count(sesh_t *d, size_t *out);
+
+/**
+ * Visitor of sesh_session_list() and sesh_session_expired(). @p s and
+ * @p meta (s->meta_len bytes) are private copies, valid during the call.
+ * A non-zero return stops the walk and is returned by the walker. The
+ * visitor may call any sesh function, sesh_session_delete() included.
+ */
+typedef int (*sesh_visit_fn)(const sesh_session_t *s, const void *meta,
+			     void *arg);
+
+/**
+ * Visit the sessions of the handle's namespace that are not idle past
+ * their TTL: all of them, or one user's.
+ *
+ * Weakly consistent: each session that lives through the whole walk is
+ * seen exactly once; one created or removed during it may or may not be
+ * seen; none is seen twice. Writers are never blocked.
+ *
+ * @param[in] d     handle.
+ * @param[in] user  only this user's sessions; NULL for all.
+ * @param[in] fn    visitor.
+ * @param[in] arg   passed to @p fn.
+ *
+ * @return 0 after a full walk, the visitor's non-zero value if it stopped
+ * (use a positive value to tell it apart from errors), or -EINVAL,
+ * -ENOMEM, -EUCLEAN, -ENOSPC (as for sesh_session_get()).
+ *
+ * Context: any thread; lock-free; not async-signal-safe.
+ */
+SESH_API int sesh_session_list(sesh_t *d, const char *user, sesh_visit_fn fn,
+			       void *arg);
+
+/**
+ * Visit the sessions of the handle's namespace idle for more than
+ * @p idle_s seconds, or, with @p idle_s 0, those idle past their own TTL
+ * (what a reaper removes). Consistency, return values and context as for
+ * sesh_session_list().
+ */
+SESH_API int sesh_session_expired(sesh_t *d, uint32_t idle_s,
+				  sesh_visit_fn fn, void *arg);
+
+/**
+ * Limit how many sessions the handle's namespace may hold. Creating past
+ * it is -ENOSPC; sessions already stored are kept.
+ *
+ * @param[in] d      handle.
+ * @param[in] quota  the limit; 0 removes it (the domain's max_sessions
+ *                   still applies).
+ *
+ * @return 0 on success, or -EINVAL (@p d NULL), -ENOSPC (the namespace
+ * table of the domain is full), or an error of registering a forked
+ * child.
+ *
+ * Context: any thread; blocking; not async-signal-safe.
+ */
+SESH_API int sesh_ns_set_quota(sesh_t *d, size_t quota);
+
+/**
+ * Recover what processes that died without closing left behind: their
+ * registry slots, their epoch reader slots (so a reader killed inside its
+ * read-side section stops holding back reclamation), records they had
+ * claimed and not published, locks they held (the counts are rebuilt),
+ * and retired records whose grace period is over.
+ *
+ * The reaper runs this; a prefork master may run it after reaping a
+ * worker. Live processes are never disturbed.
+ *
+ * @param[in] d  handle.
+ *
+ * @return the number of dead processes whose slots were recovered (0 or
+ * more), or -EINVAL, -EUCLEAN, -EIO, or an error of registering a forked
+ * child.
+ *
+ * Context: any thread; blocking (takes every stripe lock in turn, one
+ * fcntl per registry slot); not async-signal-safe.
+ */
+SESH_API int sesh_recover(sesh_t *d);
+
+/** What sesh_check() found. */
+typedef struct sesh_check {
+	size_t sessions;       /**< records linked in the index */
+	size_t namespaces;     /**< namespaces in use */
+	size_t blocks_live;    /**< allocator blocks holding a record */
+	size_t blocks_retired; /**< waiting for their grace period */
+	size_t blocks_owned;   /**< claimed by a live writer, not
+				* published */
+	size_t blocks_dead;    /**< claimed by a dead process: sesh_recover()
+				* reclaims them */
+	size_t blocks_free;    /**< free, all size classes */
+	size_t problems;       /**< broken invariants found */
+	char first_problem[160]; /**< description of the first one, or "" */
+} sesh_check_t;
+
+/**
+ * Validate the whole index: every chain, record, count and allocator block
+ * of every namespace, against the invariants the library keeps. Writers
+ * of the domain wait while it runs (it holds every stripe lock); readers
+ * never do.
+ *
+ * @param[in]  d    handle.
+ * @param[out] out  what was found.
+ *
+ * @return 0 if no invariant is broken, -EUCLEAN if some is (out says
+ * which), or -EINVAL, or an error of registering a forked child.
+ *
+ * Context: any thread; blocking, O(sessions + blocks); not
+ * async-signal-safe.
+ */
+SESH_API int sesh_check(sesh_t *d, sesh_check_t *out);
 
 #ifdef __cplusplus
 }

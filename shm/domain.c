@@ -38,6 +38,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gc/epoch.h"
+#include "index/index.h"
 #include "shm/shm.h"
 
 void (*shm_test_hook)(enum shm_stage stage);
@@ -58,6 +60,9 @@ static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sesh *handles;
 static uint64_t handles_serial; /* last serial handed out */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+/* One recovery pass at a time: they share the handle's lock description,
+ * through which two threads could both "take" the same dead slot. */
+static pthread_mutex_t reap_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void atfork_prepare(void)
 {
@@ -84,8 +89,11 @@ static void atfork_child(void)
 		/* The parent's threads' reader slots are not ours. */
 		d->readers_taken = 0;
 		atomic_fetch_add_explicit(&d->reg_gen, 1, memory_order_relaxed);
+		/* Another thread may have held it at fork. */
+		d->alloc.lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	}
 	pthread_mutex_unlock(&handles_lock);
+	reap_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 }
 
 static void atfork_register(void)
@@ -207,6 +215,22 @@ static void sweep_dead_creators(int dirfd, const char *name)
 	closedir(dir);
 }
 
+/* Initialise what is not zero in a new segment: the index's locks. */
+static int format_segment(int fd, const struct shm_geom *g)
+{
+	struct shm_seg s;
+	int rc;
+
+	s.geom = *g;
+	s.base = mmap(NULL, (size_t)g->total_bytes, PROT_READ | PROT_WRITE,
+		      MAP_SHARED, fd, 0);
+	if (s.base == MAP_FAILED)
+		return errno == ENOMEM ? -ENOMEM : sys_err(errno);
+	rc = idx_format(&s);
+	munmap(s.base, (size_t)g->total_bytes);
+	return rc < 0 ? -EIO : 0;
+}
+
 /*
  * Build a new segment under a private name and publish it as `fname`.
  * Returns 0 with *out the published segment's descriptor, -EEXIST if
@@ -229,7 +253,8 @@ static int create_segment(int dirfd, const char *name, const char *fname,
 	if (rc < 0)
 		return rc;
 	if (random_bytes(rnd, sizeof(rnd)) < 0 ||
-	    random_bytes(&domain_id, sizeof(domain_id)) < 0)
+	    random_bytes(&domain_id, sizeof(domain_id)) < 0 ||
+	    random_bytes(g.hash_key, sizeof(g.hash_key)) < 0)
 		return -EIO;
 	i = (size_t)snprintf(tmp, sizeof(tmp), "%s%s.", INIT_PREFIX, name);
 	for (size_t k = 0; k < sizeof(rnd); k++) {
@@ -257,8 +282,12 @@ static int create_segment(int dirfd, const char *name, const char *fname,
 		goto fail;
 	}
 	stage(SHM_STAGE_SIZED);
-	/* The registry and heap start zeroed: a fresh tmpfs file reads as
-	 * zeros, and zero is every slot's free state. */
+	/* The registry, buckets and allocator start zeroed: a fresh tmpfs
+	 * file reads as zeros, and zero is every slot's free state. The
+	 * index's locks need initialising, in place. */
+	rc = format_segment(fd, &g);
+	if (rc < 0)
+		goto fail;
 	shm_header_fill(&h, &g, domain_id, shm_now_ns());
 	if (pwrite(fd, &h, cut, 0) != (ssize_t)cut) {
 		rc = -EIO;
@@ -320,7 +349,9 @@ static int attach_segment(struct sesh *d, int fd)
 	if (base == MAP_FAILED)
 		return errno == ENOMEM ? -ENOMEM : sys_err(errno);
 	d->seg.base = base;
-	return 0;
+	/* The header is complete only after the index was formatted, so a
+	 * bad index header is corruption, not a creator still at work. */
+	return idx_valid(&d->seg) ? 0 : -EUCLEAN;
 }
 
 /* A new open file description of the segment, private to this process. */
@@ -455,6 +486,7 @@ void sesh_config_init(sesh_config_t *cfg)
 
 static void handle_free(struct sesh *d)
 {
+	pthread_mutex_destroy(&d->alloc.lock);
 	if (d->seg.base != NULL)
 		munmap(d->seg.base, (size_t)d->seg.geom.total_bytes);
 	if (d->lock_fd >= 0)
@@ -529,6 +561,8 @@ int sesh_open(const char *name, const char *ns, const sesh_config_t *cfg,
 	d->fd = -1;
 	d->lock_fd = -1;
 	atomic_init(&d->slot, -1);
+	atomic_init(&d->ns_idx, -1);
+	pthread_mutex_init(&d->alloc.lock, NULL);
 	strcpy(d->name, name);
 	strcpy(d->ns, ns);
 	snprintf(fname, sizeof(fname), FILE_PREFIX "%s", name);
@@ -582,6 +616,10 @@ void sesh_close(sesh_t *d)
 	if (d->next != NULL)
 		d->next->prev = d->prev;
 	slot = atomic_load_explicit(&d->slot, memory_order_relaxed);
+	/* Free what is past its grace period; the rest stays RETIRED in
+	 * the segment for whoever sweeps next. */
+	if (slot >= 0)
+		gc_reclaim(&d->seg, &d->alloc);
 	if (slot >= 0 && d->lock_fd >= 0)
 		shm_proc_release(&d->seg, d->lock_fd, (uint32_t)slot);
 	pthread_mutex_unlock(&handles_lock);
@@ -671,7 +709,57 @@ int sesh_info(sesh_t *d, sesh_info_t *out)
 			out->processes_dead++;
 	}
 	out->self_slot = atomic_load_explicit(&d->slot, memory_order_relaxed);
+	out->sessions = (size_t)idx_total(&d->seg);
 	return 0;
+}
+
+int shm_owner_word(struct sesh *d, uint64_t *owner)
+{
+	struct shm_proc *p;
+	int rc = shm_ensure_registered(d), slot;
+
+	if (rc < 0)
+		return rc;
+	slot = atomic_load_explicit(&d->slot, memory_order_acquire);
+	p = slot >= 0 ? shm_proc_slot(&d->seg, (uint32_t)slot) : NULL;
+	if (p == NULL)
+		return -EIO;
+	*owner = shm_blk_owned((uint32_t)slot,
+			       atomic_load_explicit(&p->incarnation,
+						    memory_order_relaxed));
+	return 0;
+}
+
+bool shm_owner_dead(const struct sesh *d, uint64_t word, uint8_t *cache)
+{
+	uint32_t i = SHM_BLK_SLOT(word);
+	struct shm_proc *p = shm_proc_slot(&d->seg, i);
+	uint64_t inc;
+
+	if (p == NULL)
+		return true; /* no such slot: a scribble, nobody owns it */
+	if (atomic_load_explicit(&p->state, memory_order_acquire) !=
+	    SHM_PROC_LIVE)
+		return true;
+	inc = atomic_load_explicit(&p->incarnation, memory_order_relaxed);
+	if ((inc & SHM_BLK_INC_MASK) != SHM_BLK_INC(word))
+		return true; /* the slot was recovered and claimed again */
+	if (cache[i] == 0)
+		cache[i] = shm_proc_alive(d->fd, i) == 0 ? 2 : 1;
+	return cache[i] == 2;
+}
+
+int shm_recover_procs(struct sesh *d)
+{
+	int rc = shm_ensure_registered(d), slot;
+
+	if (rc < 0)
+		return rc;
+	slot = atomic_load_explicit(&d->slot, memory_order_acquire);
+	pthread_mutex_lock(&reap_lock);
+	rc = shm_proc_reap(&d->seg, d->lock_fd, (uint32_t)slot);
+	pthread_mutex_unlock(&reap_lock);
+	return rc < 0 ? -EIO : rc;
 }
 
 int sesh_proc_list(sesh_t *d, sesh_proc_fn fn, void *arg)

@@ -92,9 +92,67 @@ static bool place(struct shm_geom *g, unsigned r, uint64_t bytes, uint64_t *at)
 	return add_ok(*at, bytes, at);
 }
 
+/* Blocks of each size class: every session can hold a block of any one
+ * class at once, plus slack for copy-on-write updates in flight and
+ * blocks waiting out their grace period. */
+static uint64_t class_cap(uint64_t max_sessions)
+{
+	return max_sessions + max_sessions / 8 + 64;
+}
+
+/* The index: a header page, the namespace table, the stripe locks and
+ * one chain head per bucket, carved out of SHM_R_INDEX. */
+static bool layout_index(struct shm_geom *g, uint64_t *at)
+{
+	uint64_t o = *at + SHM_PAGE, bytes;
+
+	g->nbuckets = 64;
+	while (g->nbuckets < g->max_sessions)
+		g->nbuckets <<= 1;
+	g->nstripes = g->nbuckets < SHM_STRIPES_MAX ? (uint32_t)g->nbuckets
+						    : SHM_STRIPES_MAX;
+	g->idx_ns = o;
+	o += (uint64_t)SHM_NS_MAX * 128;
+	g->idx_stripes = o;
+	o += (uint64_t)g->nstripes * SHM_CACHELINE;
+	g->idx_buckets = o;
+	return mul_ok(g->nbuckets, 8, &bytes) && add_ok(o, bytes, &o) &&
+	       place(g, SHM_R_INDEX, o - *at, at);
+}
+
+/* The allocator: a page of per-class state, then per class its state
+ * words and its blocks, each page-aligned. */
+static bool layout_blocks(struct shm_geom *g, uint64_t *at)
+{
+	uint64_t o = *at + SHM_PAGE, size = SHM_CLASS_MIN, bytes, largest;
+
+	if (!add_ok(g->max_metadata, SHM_RECORD_MAX(0), &largest))
+		return false;
+	for (g->nclasses = 0;; size <<= 1) {
+		struct shm_class *c = &g->cls[g->nclasses];
+
+		if (g->nclasses == SHM_CLASSES_MAX)
+			return false;
+		c->size = size;
+		c->cap = class_cap(g->max_sessions);
+		c->states = o;
+		if (!mul_ok(c->cap, 8, &bytes) ||
+		    !round_ok(bytes, SHM_PAGE, &bytes) || !add_ok(o, bytes, &o))
+			return false;
+		c->blocks = o;
+		if (!mul_ok(c->cap, size, &bytes) ||
+		    !round_ok(bytes, SHM_PAGE, &bytes) || !add_ok(o, bytes, &o))
+			return false;
+		g->nclasses++;
+		if (size >= largest)
+			break;
+	}
+	return place(g, SHM_R_BLOCKS, o - *at, at);
+}
+
 int shm_layout(const sesh_config_t *cfg, struct shm_geom *g)
 {
-	uint64_t per_session, meta, procs, readers, heap, at = SHM_PAGE;
+	uint64_t procs, readers, streams, at = SHM_PAGE;
 
 	memset(g, 0, sizeof(*g));
 	g->max_sessions = cfg->max_sessions;
@@ -106,19 +164,17 @@ int shm_layout(const sesh_config_t *cfg, struct shm_geom *g)
 	g->max_procs = cfg->max_processes;
 
 	/* Registry: one cache line per process slot. Readers:
-	 * SHM_READERS_PER_PROC cache lines per process slot. Heap: each
-	 * session's index bookkeeping, metadata and stream. */
+	 * SHM_READERS_PER_PROC cache lines per process slot. Streams: one
+	 * per session. */
 	if (!mul_ok(g->max_procs, sizeof(struct shm_proc), &procs) ||
 	    !mul_ok(g->max_procs, SHM_READERS_PER_PROC, &readers) ||
 	    !mul_ok(readers, sizeof(struct shm_reader), &readers) ||
-	    !round_ok(g->max_metadata, SHM_CACHELINE, &meta) ||
-	    !add_ok(SHM_SESSION_RESERVE, meta, &per_session) ||
-	    !add_ok(per_session, g->stream_bytes, &per_session) ||
-	    !mul_ok(per_session, g->max_sessions, &heap))
+	    !mul_ok(g->stream_bytes, g->max_sessions, &streams))
 		return -ENOSPC;
 	if (!place(g, SHM_R_REGISTRY, procs, &at) ||
 	    !place(g, SHM_R_READERS, readers, &at) ||
-	    !place(g, SHM_R_HEAP, heap, &at))
+	    !layout_index(g, &at) || !layout_blocks(g, &at) ||
+	    !place(g, SHM_R_STREAMS, streams, &at))
 		return -ENOSPC;
 	g->total_bytes = at;
 	return 0;
@@ -140,6 +196,8 @@ void shm_header_fill(struct shm_header *h, const struct shm_geom *g,
 	h->features_compat = 0;
 	h->features_incompat = 0;
 	h->domain_id = domain_id;
+	h->hash_key[0] = g->hash_key[0];
+	h->hash_key[1] = g->hash_key[1];
 	h->created_ns = created_ns;
 	h->total_bytes = g->total_bytes;
 	h->max_sessions = g->max_sessions;
@@ -230,6 +288,8 @@ int shm_header_validate(const void *hdr, uint64_t file_bytes,
 		return -EUCLEAN;
 
 	*g = want;
+	g->hash_key[0] = h.hash_key[0];
+	g->hash_key[1] = h.hash_key[1];
 	if (id != NULL)
 		*id = h.domain_id;
 	if (created != NULL)

@@ -11,8 +11,14 @@
  *			  SHM_R_REGISTRY  one struct shm_proc per process slot
  *			  SHM_R_READERS   SHM_READERS_PER_PROC epoch reader
  *			                  slots per process slot (gc/epoch.h)
- *			  SHM_R_HEAP      per-session memory, sized from the
- *			                  capacities; committed when touched
+ *			  SHM_R_INDEX     the session index (index/): its
+ *			                  header, namespace table, bucket
+ *			                  stripes and buckets
+ *			  SHM_R_BLOCKS    the block allocator (alloc.c): per
+ *			                  size class, a state word per block
+ *			                  and the blocks
+ *			  SHM_R_STREAMS   per-session stream memory
+ *			All but the first pages are committed only when touched.
  *
  * Everything stored in the segment is an offset from its base (0 = none).
  * The segment is untrusted: the header is validated once at attach and a
@@ -31,6 +37,7 @@
 #ifndef SESH_SHM_H
 #define SESH_SHM_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -40,7 +47,7 @@
 #include "sesh.h"
 
 #define SHM_MAGIC	   0x314d4f4448534553ull /* "SESHDOM1", little-endian */
-#define SHM_LAYOUT_VERSION 2u
+#define SHM_LAYOUT_VERSION 3u
 #define SHM_ENDIAN_TAG	   0x01020304u
 #define SHM_PAGE	   4096u
 #define SHM_CACHELINE	   64u
@@ -49,9 +56,18 @@
  * below where offset arithmetic could wrap. */
 #define SHM_MAX_SEGMENT ((uint64_t)1 << 46)
 
-/* Index bookkeeping reserved per session in the heap, on top of its
- * metadata and stream (the budget of DESIGN.md: <= 512 B per session). */
-#define SHM_SESSION_RESERVE 512u
+/* The index: namespaces per domain, most bucket stripes (each a
+ * process-shared robust mutex), and the largest record, a fixed header
+ * plus id, user and metadata (index/index.h keeps its header in it). */
+#define SHM_NS_MAX	   256u
+#define SHM_STRIPES_MAX	   1024u
+#define SHM_RECORD_HDR	   64u
+#define SHM_RECORD_MAX(meta) (SHM_RECORD_HDR + 128u + 128u + (meta))
+
+/* Size classes of the block allocator: powers of two from SHM_CLASS_MIN
+ * up to the first that holds the largest record. */
+#define SHM_CLASS_MIN	  128u
+#define SHM_CLASSES_MAX	  16u
 
 /* Bounds of the configuration (sesh.h documents them). */
 #define SHM_STREAM_MIN	 ((size_t)4096)
@@ -71,8 +87,10 @@
 enum shm_region_id {
 	SHM_R_REGISTRY = 0,
 	SHM_R_READERS = 1,
-	SHM_R_HEAP = 2,
-	SHM_R_COUNT = 3,
+	SHM_R_INDEX = 2,
+	SHM_R_BLOCKS = 3,
+	SHM_R_STREAMS = 4,
+	SHM_R_COUNT = 5,
 	SHM_R_MAX = 8,
 };
 
@@ -99,6 +117,7 @@ struct shm_header {
 	uint64_t features_compat;   /* may be ignored by an older reader */
 	uint64_t features_incompat; /* must all be understood */
 	uint64_t domain_id;	    /* random, names this incarnation */
+	uint64_t hash_key[2];	    /* random key of the index's hash */
 	int64_t created_ns;	    /* CLOCK_REALTIME */
 	uint64_t total_bytes;	    /* size of the file */
 	/* capacities, as validated at creation */
@@ -166,6 +185,15 @@ _Static_assert(sizeof(struct shm_proc) == SHM_CACHELINE,
 _Static_assert(sizeof(struct shm_header) <= SHM_PAGE,
 	       "the header fits in its page");
 
+/* One size class of the block allocator: `cap` blocks of `size` bytes at
+ * `blocks`, and their state words at `states` (segment offsets). */
+struct shm_class {
+	uint64_t size;
+	uint64_t cap;
+	uint64_t states;
+	uint64_t blocks;
+};
+
 /* The validated, private copy of a segment's geometry. Never re-read from
  * the segment after attach. */
 struct shm_geom {
@@ -178,6 +206,17 @@ struct shm_geom {
 	uint32_t mode;
 	uint32_t max_procs;
 	struct shm_region region[SHM_R_COUNT];
+	/* inside SHM_R_INDEX */
+	uint64_t idx_ns;      /* SHM_NS_MAX namespace entries */
+	uint64_t idx_stripes; /* nstripes stripe locks */
+	uint64_t idx_buckets; /* nbuckets chain heads */
+	uint64_t nbuckets;    /* a power of two >= max_sessions */
+	uint32_t nstripes;    /* a power of two <= SHM_STRIPES_MAX */
+	uint32_t nclasses;
+	uint64_t hash_key[2];
+	/* inside SHM_R_BLOCKS, after its first page (struct shm_class_hot
+	 * per class) */
+	struct shm_class cls[SHM_CLASSES_MAX];
 };
 
 /* --- layout.c: sizing and validation (pure functions) ------------------ */
@@ -190,7 +229,8 @@ int shm_config_check(const sesh_config_t *cfg, sesh_config_t *out);
  * overflow-checked arithmetic. Returns 0 or -ENOSPC. */
 int shm_layout(const sesh_config_t *cfg, struct shm_geom *g);
 
-/* Fill a header for a geometry (the caller sets nothing else). */
+/* Fill a header for a geometry (the caller sets nothing else; the hash
+ * key is taken from g->hash_key). */
 void shm_header_fill(struct shm_header *h, const struct shm_geom *g,
 		     uint64_t domain_id, int64_t created_ns);
 
@@ -301,6 +341,85 @@ enum shm_stage {
 };
 extern void (*shm_test_hook)(enum shm_stage stage);
 
+/* --- alloc.c: the block allocator --------------------------------------- */
+
+/*
+ * Every block has a state word, in an array apart from the blocks so that
+ * the heap can be walked without trusting anything written in a block:
+ *
+ *	FREE			0
+ *	OWNED(slot, inc)	claimed by the process in registry slot `slot`
+ *				at incarnation `inc` (low 44 bits), and not
+ *				(or no longer) reachable by readers except
+ *				while that process holds the stripe lock
+ *	LIVE			a record linked in the index
+ *	RETIRED(tag)		unlinked at epoch `tag`; free once every
+ *				reader has moved past it
+ */
+#define SHM_BLK_FREE	0u
+#define SHM_BLK_OWNED	1u
+#define SHM_BLK_LIVE	2u
+#define SHM_BLK_RETIRED 3u
+#define SHM_BLK_STATE(w) ((unsigned)((w) & 0xf))
+#define SHM_BLK_SLOT(w)	 ((uint32_t)(((w) >> 4) & 0xffff))
+#define SHM_BLK_INC(w)	 ((w) >> 20)
+#define SHM_BLK_TAG(w)	 ((w) >> 4)
+#define SHM_BLK_INC_MASK (((uint64_t)1 << 44) - 1)
+
+static inline uint64_t shm_blk_owned(uint32_t slot, uint64_t inc)
+{
+	return ((inc & SHM_BLK_INC_MASK) << 20) | ((uint64_t)slot << 4) |
+	       SHM_BLK_OWNED;
+}
+
+static inline uint64_t shm_blk_retired(uint64_t tag)
+{
+	return (tag << 4) | SHM_BLK_RETIRED;
+}
+
+/* Mutable per-class state, a cache line each, in the first page of
+ * SHM_R_BLOCKS. */
+struct shm_class_hot {
+	_Atomic uint64_t sweeps; /* full sweeps run, for statistics */
+	uint8_t pad[SHM_CACHELINE - 8];
+};
+
+/* Retired blocks this process remembers, to free them after their grace
+ * period without sweeping; the state words in the segment are the truth,
+ * this list only finds them fast. */
+#define SHM_RETIRE_LOCAL 256u
+
+struct shm_alloc_local {
+	pthread_mutex_t lock; /* process-private; guards the list */
+	uint32_t n;
+	struct {
+		uint64_t off;  /* block */
+		uint64_t word; /* RETIRED(tag) as we stored it */
+	} retired[SHM_RETIRE_LOCAL];
+	_Atomic uint64_t cursor[SHM_CLASSES_MAX]; /* where to look next */
+};
+
+/* The class whose blocks hold `bytes`, or -E2BIG. */
+int shm_class_for(const struct shm_geom *g, uint64_t bytes);
+
+/* The state word of the block at `off`, with its class size in *size;
+ * NULL unless `off` is the start of a block of some class. */
+_Atomic uint64_t *shm_blk_word(const struct shm_seg *s, uint64_t off,
+			       uint64_t *size);
+
+/* Claim a free block of class c for `owner` (an OWNED word), scanning the
+ * state words from the process's cursor: the block's offset, or -ENOSPC
+ * if none is free (the caller may reclaim and try again). */
+int64_t shm_alloc(struct shm_seg *s, struct shm_alloc_local *l, unsigned c,
+		  uint64_t owner);
+
+/* Give back a block we own that no reader ever saw (OWNED -> FREE). */
+void shm_free_unpublished(struct shm_seg *s, uint64_t off, uint64_t owner);
+
+/* State word k of class c, or NULL if out of range. */
+_Atomic uint64_t *shm_class_word(const struct shm_seg *s, unsigned c,
+				 uint64_t k);
+
 /* --- domain.c ------------------------------------------------------------- */
 
 /* The process-local handle. */
@@ -321,12 +440,27 @@ struct sesh {
 	_Atomic uint32_t reg_gen;
 	uint32_t readers_taken; /* reader slots held by threads (bitmap);
 				 * under the handles lock */
+	_Atomic int ns_idx;	/* the namespace's entry, -1 until found */
+	struct shm_alloc_local alloc;
 };
 
 _Static_assert(SHM_READERS_PER_PROC <= 32, "readers_taken is 32 bits");
 
 /* Register the calling process if it is not (a child after fork). */
 int shm_ensure_registered(struct sesh *d);
+
+/* Our registry slot and its incarnation as an OWNED block word,
+ * registering first if needed. Returns 0 or an error of registration. */
+int shm_owner_word(struct sesh *d, uint64_t *owner);
+
+/* Recover the registry slots of dead processes (shm_proc_reap through
+ * the handle's own description). Returns how many, or a negative errno. */
+int shm_recover_procs(struct sesh *d);
+
+/* Whether the owner of an OWNED word is gone: its slot is free, or held
+ * by a later incarnation, or by nobody alive. `cache` (max_procs bytes,
+ * zeroed by the caller) remembers answers across calls of one pass. */
+bool shm_owner_dead(const struct sesh *d, uint64_t word, uint8_t *cache);
 
 /* Take a free reader slot of this process's registry slot for the calling
  * thread; *gen is the registration generation it belongs to. Returns the

@@ -220,8 +220,20 @@ static void test_layout_geometry(void **state)
 			 g.total_bytes);
 	assert_true(g.region[SHM_R_REGISTRY].len >=
 		    c.max_processes * sizeof(struct shm_proc));
-	assert_true(g.region[SHM_R_HEAP].len >=
-		    c.max_sessions * (c.stream_bytes + c.max_metadata));
+	assert_true(g.region[SHM_R_STREAMS].len >=
+		    c.max_sessions * c.stream_bytes);
+	/* Every class holds a block for every session, and the last class
+	 * holds the largest record. */
+	assert_true(g.nclasses >= 1);
+	for (unsigned j = 0; j < g.nclasses; j++) {
+		assert_true(g.cls[j].cap > c.max_sessions);
+		assert_true(g.cls[j].blocks >= g.region[SHM_R_BLOCKS].off);
+		assert_true(g.cls[j].blocks + g.cls[j].cap * g.cls[j].size <=
+			    g.region[SHM_R_BLOCKS].off +
+				    g.region[SHM_R_BLOCKS].len);
+	}
+	assert_true(g.cls[g.nclasses - 1].size >=
+		    SHM_RECORD_MAX(c.max_metadata));
 }
 
 /* shm_ptr refuses everything outside its region or misaligned. */
@@ -235,8 +247,8 @@ static void test_offsets(void **state)
 	s.geom.total_bytes = sizeof(mem);
 	s.geom.region[SHM_R_REGISTRY].off = 4096;
 	s.geom.region[SHM_R_REGISTRY].len = 4096;
-	s.geom.region[SHM_R_HEAP].off = 8192;
-	s.geom.region[SHM_R_HEAP].len = 4096;
+	s.geom.region[SHM_R_STREAMS].off = 8192;
+	s.geom.region[SHM_R_STREAMS].len = 4096;
 
 	assert_ptr_equal(shm_ptr(&s, SHM_R_REGISTRY, 4096, 64, 64), mem + 4096);
 	assert_ptr_equal(shm_ptr(&s, SHM_R_REGISTRY, 8192 - 64, 64, 64),
@@ -250,7 +262,7 @@ static void test_offsets(void **state)
 	assert_null(shm_ptr(&s, SHM_R_REGISTRY, 4096, 4097, 8)); /* long */
 	assert_null(shm_ptr(&s, SHM_R_REGISTRY, UINT64_MAX - 7, 16, 8));
 	assert_null(shm_ptr(&s, SHM_R_REGISTRY, 4096, UINT64_MAX, 8));
-	assert_null(shm_ptr(&s, SHM_R_HEAP, 4096, 64, 64)); /* other region */
+	assert_null(shm_ptr(&s, SHM_R_STREAMS, 4096, 64, 64)); /* other region */
 	assert_null(shm_ptr(&s, SHM_R_COUNT, 8192, 64, 64));
 	assert_null(shm_ptr(&s, 99, 8192, 64, 64));
 	assert_int_equal(shm_off(&s, mem + 8200), 8200);

@@ -150,7 +150,7 @@ struct tally {
 
 static struct arena *arena_of(sesh_t *d)
 {
-	return shm_ptr(&d->seg, SHM_R_HEAP, d->seg.geom.region[SHM_R_HEAP].off,
+	return shm_ptr(&d->seg, SHM_R_STREAMS, d->seg.geom.region[SHM_R_STREAMS].off,
 		       sizeof(struct arena), SHM_CACHELINE);
 }
 
@@ -176,7 +176,7 @@ static void reader_main(const char *name, int out)
 
 		gc_enter(&d->seg, r);
 		off = atomic_load_explicit(&a->current, memory_order_acquire);
-		b = shm_ptr(&d->seg, SHM_R_HEAP, off, sizeof(*b), 8);
+		b = shm_ptr(&d->seg, SHM_R_STREAMS, off, sizeof(*b), 8);
 		if (b == NULL) {
 			t.bad++;
 		} else {

@@ -1,0 +1,304 @@
+/*
+ * check.c - what the reaper and `sesh check` run: recovery of what dead
+ * processes left in the index and the allocator, and a validator of every
+ * invariant the writers keep.
+ *
+ * Recovery. A process that died may have left: its registry and reader
+ * slots (shm_proc_reap clears them), a stripe lock (robust: the next
+ * locker repairs the stripe, see index.c), and blocks OWNED by it that no
+ * chain links: new records it never published, old ones it had unlinked
+ * and not yet retired. A block OWNED by a dead process is found from the
+ * state words alone; whether a chain links it is settled under its
+ * stripe's lock, after that stripe is repaired, when every linked record
+ * is LIVE: a block still OWNED then is unlinked, and is retired.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gc/epoch.h"
+#include "index/index.h"
+
+/* Retire block k of class c if it is still `word` (OWNED by the dead),
+ * after settling under its stripe's lock that no chain links it. */
+static void recover_block(const struct shm_seg *s, unsigned c, uint64_t k,
+			  uint64_t word)
+{
+	uint64_t off = s->geom.cls[c].blocks + k * s->geom.cls[c].size;
+	_Atomic uint64_t *w = shm_class_word(s, c, k);
+	struct idx_view v;
+	uint32_t st = 0;
+	bool locked = false;
+
+	if (w == NULL)
+		return;
+	/* A block whose contents are not a valid record was never linked
+	 * (records are complete before they are linked): no lock needed. */
+	if (idx_view(s, off, &v)) {
+		st = (uint32_t)(v.hash & (s->geom.nbuckets - 1) &
+				(s->geom.nstripes - 1));
+		locked = idx_stripe_lock(s, st) == 0;
+		if (!locked)
+			return;
+	}
+	/* Repaired stripe: linked records are LIVE, so still `word` means
+	 * unlinked. The tag is now, later than any unlink it had done. */
+	(void)atomic_compare_exchange_strong_explicit(
+		w, &word, shm_blk_retired(gc_retire_tag(s)),
+		memory_order_relaxed, memory_order_relaxed);
+	if (locked)
+		idx_stripe_unlock(s, st);
+}
+
+int sesh_recover(sesh_t *d)
+{
+	const struct shm_seg *s;
+	uint8_t *cache;
+	unsigned c;
+	uint64_t k;
+	int n, rc;
+
+	if (d == NULL)
+		return -EINVAL;
+	s = &d->seg;
+	n = shm_recover_procs(d);
+	if (n < 0)
+		return n;
+	/* Locking each stripe once repairs any whose holder died. */
+	rc = idx_lock_all(s);
+	if (rc < 0)
+		return rc;
+	idx_unlock_all(s);
+	rc = idx_recount(s);
+	if (rc < 0)
+		return rc;
+
+	cache = calloc(s->geom.max_procs, 1);
+	if (cache == NULL)
+		return -ENOMEM;
+	for (c = 0; c < s->geom.nclasses; c++) {
+		for (k = 0; k < s->geom.cls[c].cap; k++) {
+			_Atomic uint64_t *w = shm_class_word(s, c, k);
+			uint64_t v;
+
+			if (w == NULL)
+				break;
+			v = atomic_load_explicit(w, memory_order_relaxed);
+			if (SHM_BLK_STATE(v) == SHM_BLK_OWNED &&
+			    shm_owner_dead(d, v, cache))
+				recover_block(s, c, k, v);
+		}
+	}
+	free(cache);
+	gc_reclaim(s, &d->alloc);
+	(void)gc_sweep(s, -1);
+	return n;
+}
+
+/* --- the validator ---------------------------------------------------- */
+
+static void problem(sesh_check_t *out, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void problem(sesh_check_t *out, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (out->problems++ == 0) {
+		va_start(ap, fmt);
+		vsnprintf(out->first_problem, sizeof(out->first_problem), fmt,
+			  ap);
+		va_end(ap);
+	}
+}
+
+/* Walk chain b: each record valid, in the right bucket, LIVE, of a live
+ * namespace, and not repeated. Adds to counts[]. */
+static void check_chain(const struct shm_seg *s, uint64_t b, uint64_t *counts,
+			sesh_check_t *out)
+{
+	_Atomic uint64_t *l = idx_bucket(s, b);
+	uint64_t seen[64], off, n, i, size;
+
+	off = l ? atomic_load_explicit(l, memory_order_acquire) : 0;
+	for (n = 0; off != 0; n++) {
+		struct idx_view v;
+		struct idx_ns *e;
+		_Atomic uint64_t *w;
+
+		if (n == IDX_CHAIN_MAX) {
+			problem(out, "bucket %llu: chain longer than %u "
+				     "(a cycle?)",
+				(unsigned long long)b, IDX_CHAIN_MAX);
+			return;
+		}
+		if (!idx_view(s, off, &v)) {
+			problem(out, "bucket %llu: offset %#llx is not a valid "
+				     "record",
+				(unsigned long long)b, (unsigned long long)off);
+			return;
+		}
+		if ((v.hash & (s->geom.nbuckets - 1)) != b ||
+		    idx_hash(s->geom.hash_key, v.ns, v.id, v.id_len) != v.hash)
+			problem(out, "bucket %llu: record %#llx hashes "
+				     "elsewhere",
+				(unsigned long long)b, (unsigned long long)off);
+		e = idx_ns_entry(s, v.ns);
+		if (e == NULL || atomic_load_explicit(&e->state,
+						      memory_order_acquire) !=
+					 IDX_NS_READY)
+			problem(out, "record %#llx: namespace %u is not in use",
+				(unsigned long long)off, v.ns);
+		w = shm_blk_word(s, off, &size);
+		if (w == NULL || atomic_load_explicit(w, memory_order_relaxed) !=
+					 SHM_BLK_LIVE)
+			problem(out, "record %#llx: linked but its block is "
+				     "not LIVE",
+				(unsigned long long)off);
+		for (i = 0; i < n && i < 64; i++) {
+			struct idx_view o;
+
+			if (idx_view(s, seen[i], &o) && o.ns == v.ns &&
+			    o.id_len == v.id_len &&
+			    memcmp(o.id, v.id, v.id_len) == 0)
+				problem(out, "bucket %llu: session id stored "
+					     "twice",
+					(unsigned long long)b);
+		}
+		if (n < 64)
+			seen[n] = off;
+		counts[v.ns]++;
+		out->sessions++;
+		off = atomic_load_explicit(&v.r->next, memory_order_acquire);
+	}
+}
+
+/* Count the allocator's blocks by state; LIVE blocks must be exactly the
+ * linked records. */
+static void check_blocks(sesh_t *d, sesh_check_t *out)
+{
+	const struct shm_seg *s = &d->seg;
+	uint8_t *cache = calloc(s->geom.max_procs, 1);
+	unsigned c;
+	uint64_t k;
+
+	if (cache == NULL) {
+		problem(out, "out of memory checking the allocator");
+		return;
+	}
+	for (c = 0; c < s->geom.nclasses; c++) {
+		for (k = 0; k < s->geom.cls[c].cap; k++) {
+			_Atomic uint64_t *w = shm_class_word(s, c, k);
+			uint64_t v;
+
+			if (w == NULL)
+				break;
+			v = atomic_load_explicit(w, memory_order_relaxed);
+			switch (SHM_BLK_STATE(v)) {
+			case SHM_BLK_FREE:
+				if (v != 0)
+					problem(out, "class %u block %llu: "
+						     "bad state word",
+						c, (unsigned long long)k);
+				out->blocks_free++;
+				break;
+			case SHM_BLK_LIVE:
+				if (v != SHM_BLK_LIVE)
+					problem(out, "class %u block %llu: "
+						     "bad state word",
+						c, (unsigned long long)k);
+				out->blocks_live++;
+				break;
+			case SHM_BLK_RETIRED:
+				out->blocks_retired++;
+				break;
+			case SHM_BLK_OWNED:
+				if (shm_owner_dead(d, v, cache))
+					out->blocks_dead++;
+				else
+					out->blocks_owned++;
+				break;
+			default:
+				problem(out, "class %u block %llu: unknown "
+					     "state %u",
+					c, (unsigned long long)k,
+					SHM_BLK_STATE(v));
+			}
+		}
+	}
+	free(cache);
+	if (out->blocks_live != out->sessions)
+		problem(out, "%zu blocks are LIVE but %zu records are linked",
+			out->blocks_live, out->sessions);
+}
+
+int sesh_check(sesh_t *d, sesh_check_t *out)
+{
+	const struct shm_seg *s;
+	struct idx_hdr *h;
+	uint64_t *counts, b;
+	uint32_t i;
+	int rc;
+
+	if (d == NULL || out == NULL)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	rc = shm_ensure_registered(d);
+	if (rc < 0)
+		return rc;
+	s = &d->seg;
+	h = idx_hdr(s);
+	if (h == NULL || !idx_valid(s)) {
+		problem(out, "the index header is not valid");
+		return -EUCLEAN;
+	}
+	counts = calloc(SHM_NS_MAX, sizeof(*counts));
+	if (counts == NULL)
+		return -ENOMEM;
+	rc = idx_lock_all(s);
+	if (rc < 0) {
+		free(counts);
+		return rc;
+	}
+	/* A writer died in its critical section: rebuild the counts first,
+	 * as any writer would; the check is of what the library keeps. */
+	if (atomic_load_explicit(&h->recount, memory_order_relaxed))
+		idx_recount_locked(s);
+	for (b = 0; b < s->geom.nbuckets; b++)
+		check_chain(s, b, counts, out);
+	for (i = 0; i < SHM_NS_MAX; i++) {
+		struct idx_ns *e = idx_ns_entry(s, i);
+		uint64_t have;
+
+		if (e == NULL)
+			continue;
+		if (atomic_load_explicit(&e->state, memory_order_acquire) !=
+		    IDX_NS_READY) {
+			if (counts[i] != 0)
+				problem(out, "namespace %u: free but has "
+					     "sessions",
+					i);
+			continue;
+		}
+		out->namespaces++;
+		have = atomic_load_explicit(&e->count, memory_order_relaxed);
+		if (have != counts[i])
+			problem(out, "namespace %.64s: count %llu, %llu linked",
+				e->name, (unsigned long long)have,
+				(unsigned long long)counts[i]);
+	}
+	if (atomic_load_explicit(&h->total, memory_order_relaxed) !=
+	    out->sessions)
+		problem(out, "total count %llu, %zu linked",
+			(unsigned long long)atomic_load_explicit(
+				&h->total, memory_order_relaxed),
+			out->sessions);
+	check_blocks(d, out);
+	idx_unlock_all(s);
+	free(counts);
+	return out->problems ? -EUCLEAN : 0;
+}

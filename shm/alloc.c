@@ -1,0 +1,117 @@
+/*
+ * alloc.c - the block allocator: fixed-size blocks in power-of-two size
+ * classes, each block with a state word of its own.
+ *
+ * How it works. Each class is an array of `cap` blocks and a parallel
+ * array of 64-bit state words (shm.h lists the states). Claiming a block
+ * is one compare-and-swap of its state word from FREE to OWNED(our slot,
+ * our incarnation): the claim and the record of who claimed it are the
+ * same atomic step, so a process killed at any instruction leaves every
+ * block either free or marked with its owner, and sesh_recover() can
+ * find what the dead left behind by looking at state words alone, never
+ * trusting what is written in the blocks. Every class can hold a block
+ * for every session at once (plus slack for updates in flight and blocks
+ * in their grace period), so no mix of sizes runs one class dry while
+ * another has room; the cost is virtual address space, which tmpfs does
+ * not commit until a block is touched.
+ *
+ * Searching starts at a per-process cursor and moves forward, so a
+ * process filling a class finds the next block at once, and processes do
+ * not fight over the same words.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include "shm/shm.h"
+
+int shm_class_for(const struct shm_geom *g, uint64_t bytes)
+{
+	unsigned c;
+
+	for (c = 0; c < g->nclasses; c++)
+		if (bytes <= g->cls[c].size)
+			return (int)c;
+	return -E2BIG;
+}
+
+_Atomic uint64_t *shm_class_word(const struct shm_seg *s, unsigned c,
+				 uint64_t k)
+{
+	const struct shm_class *cl;
+
+	if (c >= s->geom.nclasses || k >= s->geom.cls[c].cap)
+		return NULL;
+	cl = &s->geom.cls[c];
+	return shm_ptr(s, SHM_R_BLOCKS, cl->states + k * 8, 8, 8);
+}
+
+_Atomic uint64_t *shm_blk_word(const struct shm_seg *s, uint64_t off,
+			       uint64_t *size)
+{
+	unsigned c;
+
+	for (c = 0; c < s->geom.nclasses; c++) {
+		const struct shm_class *cl = &s->geom.cls[c];
+		uint64_t rel = off - cl->blocks;
+
+		if (off < cl->blocks || rel / cl->size >= cl->cap)
+			continue;
+		if ((rel & (cl->size - 1)) != 0)
+			return NULL; /* inside a block, not at its start */
+		*size = cl->size;
+		return shm_class_word(s, c, rel / cl->size);
+	}
+	return NULL;
+}
+
+int64_t shm_alloc(struct shm_seg *s, struct shm_alloc_local *l, unsigned c,
+		  uint64_t owner)
+{
+	const struct shm_class *cl;
+	uint64_t start, i, k;
+
+	if (c >= s->geom.nclasses)
+		return -E2BIG;
+	cl = &s->geom.cls[c];
+	start = atomic_load_explicit(&l->cursor[c], memory_order_relaxed);
+	if (start == 0) /* first use: spread processes over the class */
+		start = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull >> 20;
+	start %= cl->cap;
+	for (i = 0, k = start; i < cl->cap; i++, k = k + 1 < cl->cap ? k + 1 : 0) {
+		_Atomic uint64_t *w = shm_class_word(s, c, k);
+		uint64_t v;
+
+		if (w == NULL)
+			return -EUCLEAN;
+		v = atomic_load_explicit(w, memory_order_relaxed);
+		if (v != SHM_BLK_FREE)
+			continue;
+		/* Acquire: pairs with the release of whoever freed the
+		 * block, which came after every reader was done with it;
+		 * our writes into the block come after all that. */
+		if (atomic_compare_exchange_strong_explicit(
+			    w, &v, owner, memory_order_acquire,
+			    memory_order_relaxed)) {
+			atomic_store_explicit(&l->cursor[c], k + 1,
+					      memory_order_relaxed);
+			return (int64_t)(cl->blocks + k * cl->size);
+		}
+	}
+	return -ENOSPC;
+}
+
+void shm_free_unpublished(struct shm_seg *s, uint64_t off, uint64_t owner)
+{
+	uint64_t size;
+	_Atomic uint64_t *w = shm_blk_word(s, off, &size);
+
+	/* Release: our writes into the block come before the next owner's,
+	 * who acquires. Only the owner frees an OWNED block, so the CAS
+	 * fails only on a scribbled word, which sesh_check() reports. */
+	if (w != NULL)
+		(void)atomic_compare_exchange_strong_explicit(
+			w, &owner, SHM_BLK_FREE, memory_order_release,
+			memory_order_relaxed);
+}
