@@ -83,11 +83,17 @@ usage_error() {
 		test "$(wc -l <"$tmp/err")" -eq 2 &&
 		test "$(tail -n 1 "$tmp/err")" = "try 'sesh --help'"
 }
-# a failure: status 1, nothing on stdout, one line "sesh: VERB: NAME: ..."
-failed() { status_is 1 && out_empty && err_one_line "sesh: $1: $2: "; }
+# a failure: status 1, nothing on stdout, one line starting with $1
+failed_with() { status_is 1 && out_empty && err_one_line "$1"; }
+# a failure of the library: one line "sesh: VERB: NAME: ..."
+failed() { failed_with "sesh: $1: $2: "; }
 succeeded() { status_is 0 && err_empty; }
 succeeded_with() { succeeded && out_has "$1"; }
 succeeded_same() { succeeded && cmp -s "$tmp/out" "$1"; }
+# stdout is exactly the line $1
+out_is() { test "$(cat "$tmp/out")" = "$1"; }
+# stdout has exactly $1 lines
+out_lines() { test "$(wc -l <"$tmp/out")" -eq "$1"; }
 # a number in the JSON output: key $1, value $2
 json_num() { out_has "\"$1\": *$2([^0-9]|\$)"; }
 json_str() { out_has "\"$1\": *\"$2\""; }
@@ -97,6 +103,21 @@ json_keys() {
 	done
 }
 valid_json() { python3 -m json.tool <"$tmp/out" >/dev/null 2>&1; }
+# stdout is a JSON array of $1 elements
+json_array_of() {
+	python3 -c 'import json, sys
+v = json.load(sys.stdin)
+sys.exit(not (isinstance(v, list) and len(v) == int(sys.argv[1])))' \
+		"$1" <"$tmp/out" 2>/dev/null
+}
+# the "meta" of the JSON object on stdout holds the bytes of file $1 (each
+# byte a code point, as the tool writes them)
+json_meta_is() {
+	python3 -c 'import json, sys
+want = open(sys.argv[1], "rb").read().decode("latin-1")
+sys.exit(json.load(sys.stdin).get("meta") != want)' "$1" <"$tmp/out" 2>/dev/null
+}
+have_python() { command -v python3 >/dev/null 2>&1; }
 no_object() { ! test -e "$shmdir/sesh.$1"; }
 mode_is() { test "$(stat -c %a "$shmdir/sesh.$1" 2>/dev/null)" = "$2"; }
 
@@ -108,7 +129,7 @@ check "-h exits 0" succeeded
 run --version
 check "--version exits 0 and prints 'sesh VERSION'" \
 	succeeded_with '^sesh [0-9]'
-for verb in create info rm; do
+for verb in create info rm session ls check recover; do
 	run "$verb" --help
 	cp "$tmp/out" "$tmp/help1"
 	check "$verb --help exits 0 and prints a usage" \
@@ -121,6 +142,17 @@ run create --help
 check "create --help lists every option" out_has_all --max-sessions \
 	--stream-bytes --max-message --max-metadata --idle-ttl \
 	--max-processes --mode --json
+run session get --help
+check "session get --help prints the session usage" \
+	succeeded_with '^usage: sesh session'
+check "session --help lists every command and option" out_has_all \
+	'create NAME' 'get NAME' 'touch NAME' 'update NAME' 'rm NAME' \
+	--ns --user --meta --meta-file --ttl --json
+run ls --help
+check "ls --help lists every option" out_has_all --ns --user --expired --json
+run --help
+check "--help lists the new commands" out_has_all '^  session ' '^  ls ' \
+	'^  check ' '^  recover '
 
 echo "== usage errors"
 run
@@ -176,8 +208,9 @@ check "info --json shows namespace \"default\"" json_str ns default
 check "info --json has every key" json_keys name ns layout_version \
 	domain_id created_ns created max_sessions stream_bytes max_message \
 	max_metadata idle_ttl_s max_processes mode segment_bytes \
-	committed_bytes processes_alive processes_dead processes slot pid \
-	comm alive self attached_ns incarnation
+	committed_bytes processes_alive processes_dead sessions processes \
+	slot pid comm alive self attached_ns incarnation
+check "info --json shows no sessions yet" json_num sessions 0
 check "info --json shows this process alive" \
 	out_has '"alive": *true, *"self": *true'
 if command -v python3 >/dev/null 2>&1; then
@@ -197,10 +230,243 @@ check "info shows stream bytes 8192" out_has '^stream bytes: +8192 '
 check "info shows mode 0640" out_has '^mode: +0640$'
 check "info lists itself as alive, (this process)" \
 	out_has ' alive .*\(this process\)$'
+check "info shows sessions 0" out_has '^sessions: +0$'
 
 run info "$missing"
 check "info of a missing domain: exit 1, one line on stderr" \
 	failed info "$missing"
+
+echo "== session usage errors"
+run session
+check "session without a command: usage error (exit 2)" usage_error
+run session frobnicate "$dom" s1
+check "session with an unknown command: usage error (exit 2)" usage_error
+run session --frob
+check "session with an option for a command: usage error" usage_error
+run session get "$dom"
+check "session get without an ID: usage error (exit 2)" usage_error
+run session touch
+check "session touch without a name: usage error (exit 2)" usage_error
+run session rm "$dom" s1 s2
+check "session rm with two IDs: usage error (exit 2)" usage_error
+run session update "$dom" s1
+check "session update without --meta: usage error (exit 2)" usage_error
+run session create "$dom" s1 --meta a --meta-file /dev/null
+check "session create --meta and --meta-file: usage error" usage_error
+run session get "$dom" s1 --ttl 5
+check "session get --ttl (not its option): usage error" usage_error
+for ttl in abc -1 1.5 4294967296 ''; do
+	run session create "$dom" s1 --ttl "$ttl"
+	check "session create --ttl '$ttl': usage error (exit 2)" usage_error
+done
+run ls "$dom" --expired soon
+check "ls --expired soon: usage error (exit 2)" usage_error
+run ls "$dom" --meta x
+check "ls --meta (not its option): usage error (exit 2)" usage_error
+run check "$dom" --ns x
+check "check --ns (not its option): usage error (exit 2)" usage_error
+run recover "$dom" extra
+check "recover with two names: usage error (exit 2)" usage_error
+run ls
+check "ls without a name: usage error (exit 2)" usage_error
+run session get "$dom" s1
+check "no usage error created a session" failed "session get" "$dom"
+
+echo "== session create"
+run session create "$dom" s-one --user alice --meta 'hello world' --ttl 600
+check "session create NAME ID exits 0" succeeded
+check "  ... and prints the id" out_is s-one
+run session create "$dom" --user bob
+check "session create NAME (no ID) exits 0" succeeded
+check "  ... and prints one generated id of 32 hex digits" \
+	out_has '^[0-9a-f]{32}$'
+check "  ... on one line" out_lines 1
+gen=$(cat "$tmp/out")
+run session create "$dom" s-json --json
+check "session create --json exits 0" succeeded
+check "  ... and shows the id" json_str id s-json
+if have_python; then
+	check "  ... as valid JSON" valid_json
+fi
+run session create "$dom" s-one
+check "session create of an existing id: exit 1" \
+	failed "session create" "$dom"
+run session create "$dom" 'bad id'
+check "session create of an id with a blank: exit 1" \
+	failed "session create" "$dom"
+run session create "$missing" s-one
+check "session create in a missing domain: exit 1" \
+	failed "session create" "$missing"
+check "  ... which it did not create" no_object "$missing"
+
+printf 'a\001b\\c\n' >"$tmp/meta"
+run session create "$dom" s-bin --meta-file "$tmp/meta"
+check "session create --meta-file exits 0" succeeded_with '^s-bin$'
+head -c 1048577 /dev/zero >"$tmp/big"
+run session create "$dom" s-big --meta-file "$tmp/big"
+check "session create --meta-file of over 1 MiB: exit 1, one line" \
+	failed_with "sesh: session create: $tmp/big: "
+run session create "$dom" s-big --meta-file "$tmp/no-such-file"
+check "session create --meta-file of a missing file: exit 1" \
+	failed_with "sesh: session create: $tmp/no-such-file: "
+run session get "$dom" s-big
+check "  ... and no session s-big" failed "session get" "$dom"
+
+echo "== session get"
+run session get "$dom" s-one
+check "session get exits 0" succeeded
+check "session get shows every field" out_has_all '^id: +s-one$' \
+	'^user: +alice$' '^created: +[0-9]{4}-[0-9]{2}-[0-9]{2}T.*Z$' \
+	'^last seen: +[0-9]{4}-' '^ttl: +600 s$' '^last event id: +0$' \
+	'^meta length: +11$' '^meta: +hello world$'
+run session get "$dom" "$gen"
+check "session get of the generated id shows user bob" \
+	succeeded_with '^user: +bob$'
+run session get "$dom" s-bin
+check "session get escapes metadata that is not printable" \
+	succeeded_with '^meta: +a\\x01b\\x5cc\\x0a$'
+run session get "$dom" s-one --json
+check "session get --json exits 0" succeeded
+check "session get --json has every key" json_keys id user created_ns \
+	created last_seen_ns last_seen ttl_s last_event_id meta_len meta
+check "session get --json shows id, user, ttl and metadata" \
+	eval 'json_str id s-one && json_str user alice &&
+		json_num ttl_s 600 && json_num meta_len 11 &&
+		json_str meta "hello world"'
+if have_python; then
+	check "session get --json is valid JSON" valid_json
+	run session get "$dom" s-bin --json
+	check "session get --json escapes binary metadata" \
+		json_meta_is "$tmp/meta"
+fi
+run session get "$dom" s-one --user alice
+check "session get --user of the owner exits 0" succeeded_with '^id: +s-one$'
+run session get "$dom" s-one --user mallory
+check "session get --user of another user: exit 1" \
+	failed "session get" "$dom"
+run session get "$dom" no-such-session
+check "session get of a missing id: exit 1" failed "session get" "$dom"
+
+echo "== session touch and update"
+run session get "$dom" s-one --json
+seen1=$(sed -n 's/.*"last_seen_ns": *\([0-9]*\).*/\1/p' "$tmp/out")
+sleep 1
+run session touch "$dom" s-one
+check "session touch exits 0, prints nothing" eval 'succeeded && out_empty'
+run session get "$dom" s-one --json
+seen2=$(sed -n 's/.*"last_seen_ns": *\([0-9]*\).*/\1/p' "$tmp/out")
+check "session touch moves last seen ahead" test "${seen2:-0}" -gt "${seen1:-0}"
+run session touch "$dom" no-such-session
+check "session touch of a missing id: exit 1" failed "session touch" "$dom"
+run session update "$dom" s-one --meta 'new meta'
+check "session update exits 0, prints nothing" eval 'succeeded && out_empty'
+run session get "$dom" s-one
+check "session get shows the new metadata" out_has_all '^meta: +new meta$' \
+	'^meta length: +8$'
+run session update "$dom" s-one --meta-file "$tmp/meta"
+check "session update --meta-file exits 0" succeeded
+run session get "$dom" s-one
+check "session get shows the metadata of the file" \
+	out_has '^meta: +a\\x01b\\x5cc\\x0a$'
+run session update "$dom" no-such-session --meta x
+check "session update of a missing id: exit 1" failed "session update" "$dom"
+
+echo "== ls"
+# s-one, s-json and s-bin (no user), $gen (bob)
+run session create "$dom" s-two --user alice
+check "session create s-two exits 0" succeeded
+run ls "$dom"
+check "ls exits 0" succeeded
+check "ls shows a header and 5 sessions" out_lines 6
+check "ls shows the header" out_has '^ID +USER +LAST SEEN +TTL +META$'
+check "ls shows s-one: user, ttl, meta length" \
+	out_has '^s-one +alice +[0-9]{4}-[^ ]+ +600 +6$'
+check "ls shows - for a session without user" out_has '^s-json +- '
+run ls "$dom" --user alice
+check "ls --user alice shows a header and 2 sessions" \
+	eval 'succeeded && out_lines 3 && out_has "^s-one " && out_has "^s-two "'
+run ls "$dom" --json
+check "ls --json exits 0" succeeded
+if have_python; then
+	check "ls --json is an array of 5" json_array_of 5
+	run ls "$dom" --user nobody --json
+	check "ls --user nobody --json is an empty array" json_array_of 0
+fi
+run info "$dom" --json
+check "info --json counts the 5 sessions" json_num sessions 5
+run ls "$dom" --expired 0
+check "ls --expired 0: none past its TTL, only the header" \
+	eval 'succeeded && out_lines 1'
+run session create "$dom" s-short --ttl 1
+check "session create --ttl 1 exits 0" succeeded
+sleep 2
+run session get "$dom" s-short
+check "session get after its TTL: exit 1" failed "session get" "$dom"
+run ls "$dom" --expired 0
+check "ls --expired 0 shows it" \
+	eval 'succeeded && out_lines 2 && out_has "^s-short "'
+run ls "$dom" --expired 1 --user alice
+check "ls --expired 1 --user alice shows s-one and s-two" \
+	eval 'succeeded && out_lines 3 && out_has "^s-one " && out_has "^s-two "'
+run ls "$dom"
+check "ls leaves it out" eval 'succeeded && out_lines 6'
+run ls "$missing"
+check "ls of a missing domain: exit 1" failed ls "$missing"
+
+echo "== namespaces"
+run session create "$dom" s-ns --ns ns-a --user carol
+check "session create --ns ns-a exits 0" succeeded
+run session get "$dom" s-ns --ns ns-a
+check "session get --ns ns-a finds it" succeeded_with '^user: +carol$'
+run session get "$dom" s-ns --ns ns-b
+check "session get --ns ns-b: exit 1" failed "session get" "$dom"
+run session get "$dom" s-ns
+check "session get in the default namespace: exit 1" \
+	failed "session get" "$dom"
+run ls "$dom" --ns ns-b
+check "ls --ns ns-b shows only the header" eval 'succeeded && out_lines 1'
+run ls "$dom" --ns ns-a
+check "ls --ns ns-a shows s-ns alone" \
+	eval 'succeeded && out_lines 2 && out_has "^s-ns +carol "'
+run session create "$dom" s-one --ns ns-b
+check "the same id in another namespace can be created" succeeded
+run session rm "$dom" s-one --ns ns-b
+check "  ... and removed, leaving the default namespace's" succeeded
+run session get "$dom" s-one
+check "  ... which is still there" succeeded
+
+echo "== session rm"
+run session rm "$dom" s-two
+check "session rm exits 0, prints nothing" eval 'succeeded && out_empty'
+run session get "$dom" s-two
+check "session get after rm: exit 1" failed "session get" "$dom"
+run session rm "$dom" s-two
+check "session rm again: exit 1" failed "session rm" "$dom"
+run ls "$dom" --user alice
+check "ls --user alice shows s-one alone" eval 'succeeded && out_lines 2'
+
+echo "== check and recover"
+run check "$dom"
+check "check of a sound domain exits 0" succeeded
+check "check shows the counters" out_has_all '^sessions: +[0-9]+$' \
+	'^namespaces: +[0-9]+$' '^blocks live: +[0-9]+$' \
+	'^blocks free: +[0-9]+$' '^problems: +0$' '^first problem: +none$'
+run check "$dom" --json
+check "check --json exits 0 with problems 0" \
+	eval 'succeeded && json_num problems 0 && json_str first_problem ""'
+check "check --json has every key" json_keys sessions namespaces \
+	blocks_live blocks_retired blocks_owned blocks_dead blocks_free \
+	problems first_problem
+if have_python; then
+	check "check --json is valid JSON" valid_json
+fi
+run check "$missing"
+check "check of a missing domain: exit 1" failed check "$missing"
+run recover "$dom"
+check "recover prints 'recovered 0 dead processes'" \
+	eval 'succeeded && out_is "recovered 0 dead processes"'
+run recover "$missing"
+check "recover of a missing domain: exit 1" failed recover "$missing"
 
 echo "== bad numbers leave no domain behind"
 # what, expected exit status, options

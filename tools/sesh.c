@@ -1,11 +1,17 @@
 /*
- * sesh.c - the sesh command-line tool: create, describe and remove domains.
+ * sesh.c - the sesh command-line tool: create, describe, check and remove
+ * domains, and create, read, list and remove their sessions.
  *
  * Each verb parses its own options with getopt_long(), calls the public API
- * of include/sesh.h and prints a report for people or, with --json, one
- * JSON object for programs. Exit status: 0 on success; 1 when the library
- * refuses, with one line "sesh: VERB: NAME: reason" on stderr; 2 on a usage
- * error (unknown verb or option, missing or bad argument).
+ * of include/sesh.h and prints a report for people or, with --json, JSON
+ * for programs. Exit status: 0 on success; 1 when the library refuses, with
+ * one line "sesh: VERB: NAME: reason" on stderr; 2 on a usage error
+ * (unknown verb or option, missing or bad argument).
+ *
+ * The verbs are rows of a table. Most work on one domain: a row names the
+ * options and operands the verb takes and the function that acts on the
+ * attached handle, and cmd_domain() does the parsing, attaching, reporting
+ * and detaching for all of them.
  */
 #include "config.h"
 
@@ -15,6 +21,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +32,14 @@
 
 #define EXIT_USAGE 2
 
-/* Values of the long options that have no short form. */
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Largest metadata of any domain (sesh_config_t.max_metadata): a bigger
+ * --meta-file can never be stored. */
+#define META_FILE_MAX ((size_t)1 << 20)
+
+/* Values of the long options that have no short form. The capacities of
+ * create come first, from OPT_MAX_SESSIONS to OPT_MODE. */
 enum {
 	OPT_MAX_SESSIONS = 256,
 	OPT_STREAM_BYTES,
@@ -36,6 +50,72 @@ enum {
 	OPT_MODE,
 	OPT_NS,
 	OPT_JSON,
+	OPT_USER,
+	OPT_META,
+	OPT_META_FILE,
+	OPT_TTL,
+	OPT_EXPIRED,
+};
+
+/* A verb lists the options it takes as a set of these bits. */
+#define OPT_BIT(id)   (1u << (id - OPT_MAX_SESSIONS))
+#define CAPACITY_OPTS (OPT_BIT(OPT_NS) - 1) /* OPT_MAX_SESSIONS..OPT_MODE */
+
+/* Every long option of the verbs but --help, which all of them take. */
+static const struct option all_opts[] = {
+	{"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
+	{"stream-bytes", required_argument, NULL, OPT_STREAM_BYTES},
+	{"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
+	{"max-metadata", required_argument, NULL, OPT_MAX_METADATA},
+	{"idle-ttl", required_argument, NULL, OPT_IDLE_TTL},
+	{"max-processes", required_argument, NULL, OPT_MAX_PROCESSES},
+	{"mode", required_argument, NULL, OPT_MODE},
+	{"ns", required_argument, NULL, OPT_NS},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"user", required_argument, NULL, OPT_USER},
+	{"meta", required_argument, NULL, OPT_META},
+	{"meta-file", required_argument, NULL, OPT_META_FILE},
+	{"ttl", required_argument, NULL, OPT_TTL},
+	{"expired", required_argument, NULL, OPT_EXPIRED},
+};
+
+struct args;
+
+/*
+ * A verb. One that works on a domain has cmd_domain() as run, and says
+ * which options (OPT_BIT()s) and how many operands it takes, and what to
+ * do on the attached handle: act returns 0, a negative errno that the
+ * library returned, or an exit status it has already reported. Operands
+ * are NAME, then a session ID; the topic of help.
+ */
+struct verb {
+	const char *name; /* as typed; "session get" for a sub-command */
+	int (*run)(const struct verb *v, int argc, char **argv);
+	void (*help)(void);
+	int (*act)(sesh_t *d, struct args *a);
+	unsigned opts;	     /* OPT_BIT()s of the options taken */
+	size_t need, max;    /* operands required, allowed (at most 2) */
+	unsigned open_flags; /* sesh_open() flags; never create if 0 */
+	bool needs_meta;     /* --meta or --meta-file is required */
+};
+
+/* A verb's arguments, as parse_verb() found them. */
+struct args {
+	const struct verb *v;
+	const char *operand[2];
+	size_t operands;
+	sesh_config_t cfg; /* capacities, for create */
+	const char *ns;
+	const char *user;
+	const char *meta_file;
+	const char *meta; /* --meta, or what --meta-file holds */
+	size_t meta_len;
+	char *meta_buf; /* owns meta when read from a file */
+	bool meta_given;
+	uint32_t ttl_s;
+	uint32_t idle_s; /* --expired */
+	bool expired;
+	bool json;
 };
 
 /* ----------------------------------------------------------------------
@@ -43,23 +123,42 @@ enum {
  */
 
 /*
- * Copy @s into @buf with every byte that is not printable ASCII (and the
- * backslash) written as \xNN, so that a name or argument can never break
- * the one-line promise of an error message. Long input is cut with "...".
+ * Write the byte @c into @out as itself, or as \xNN when it is not printable
+ * ASCII or is the backslash (so that no byte can pass for an escape);
+ * return the length written, without the NUL.
+ */
+static size_t escape_byte(char out[5], unsigned char c)
+{
+	if (c < 0x20 || c >= 0x7f || c == '\\')
+		return (size_t)snprintf(out, 5, "\\x%02x", c);
+	out[0] = (char)c;
+	out[1] = '\0';
+	return 1;
+}
+
+/* Print @len bytes at @p to stdout, each escaped as escape_byte() does. */
+static void print_escaped(const void *p, size_t len)
+{
+	const unsigned char *b = p;
+	char tmp[5];
+
+	for (size_t i = 0; i < len; i++)
+		fwrite(tmp, 1, escape_byte(tmp, b[i]), stdout);
+}
+
+/*
+ * Copy @s into @buf with every byte escaped as escape_byte() does, so that
+ * a name or argument can never break the one-line promise of an error
+ * message. Long input is cut with "...".
  */
 static const char *clean(char *buf, size_t size, const char *s, size_t max)
 {
 	size_t o = 0;
 
 	for (size_t i = 0; i < max && s[i]; i++) {
-		unsigned char c = (unsigned char)s[i];
 		char tmp[5];
-		size_t len;
+		size_t len = escape_byte(tmp, (unsigned char)s[i]);
 
-		if (c < 0x20 || c >= 0x7f || c == '\\')
-			len = (size_t)snprintf(tmp, sizeof(tmp), "\\x%02x", c);
-		else
-			len = (size_t)snprintf(tmp, sizeof(tmp), "%c", c);
 		if (o + len + 4 > size) {
 			memcpy(buf + o, "...", 4);
 			return buf;
@@ -293,6 +392,7 @@ static void print_text(const sesh_info_t *in, const struct procs *ps)
 	       human_size(h, sizeof(h), in->committed_bytes));
 	printf("processes:       %" PRIu32 " alive, %" PRIu32 " dead\n",
 	       in->processes_alive, in->processes_dead);
+	printf("sessions:        %zu\n", in->sessions);
 
 	printf("\n%-6s %-8s %-16s %-6s %s\n", "SLOT", "PID", "COMM", "STATE",
 	       "ATTACHED");
@@ -308,12 +408,15 @@ static void print_text(const sesh_info_t *in, const struct procs *ps)
 	}
 }
 
-/* A JSON string; bytes outside printable ASCII are written as \u00XX. */
-static void json_string(const char *s, size_t max)
+/* A JSON string of @len bytes; those outside printable ASCII are written
+ * as \u00XX. */
+static void json_bytes(const void *p, size_t len)
 {
+	const unsigned char *b = p;
+
 	putchar('"');
-	for (size_t i = 0; i < max && s[i]; i++) {
-		unsigned char c = (unsigned char)s[i];
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = b[i];
 
 		if (c == '"' || c == '\\')
 			printf("\\%c", c);
@@ -325,19 +428,31 @@ static void json_string(const char *s, size_t max)
 	putchar('"');
 }
 
-static void print_json(const sesh_info_t *in, const struct procs *ps)
+/* A JSON string of the NUL-terminated @s, at most @max bytes. */
+static void json_string(const char *s, size_t max)
+{
+	json_bytes(s, strnlen(s, max));
+}
+
+/* A time as two members, each after @sep: "KEY_ns", in nanoseconds, and
+ * "KEY", in ISO 8601. */
+static void json_time(const char *sep, const char *key, int64_t ns)
 {
 	char t[64];
 
+	printf("%s\"%s_ns\": %" PRId64 "%s\"%s\": \"%s\"", sep, key, ns, sep,
+	       key, iso_time(t, sizeof(t), ns));
+}
+
+static void print_json(const sesh_info_t *in, const struct procs *ps)
+{
 	printf("{\n  \"name\": ");
 	json_string(in->name, sizeof(in->name));
 	printf(",\n  \"ns\": ");
 	json_string(in->ns, sizeof(in->ns));
 	printf(",\n  \"layout_version\": %" PRIu32, in->layout_version);
 	printf(",\n  \"domain_id\": \"%016" PRIx64 "\"", in->domain_id);
-	printf(",\n  \"created_ns\": %" PRId64, in->created_ns);
-	printf(",\n  \"created\": \"%s\"",
-	       iso_time(t, sizeof(t), in->created_ns));
+	json_time(",\n  ", "created", in->created_ns);
 	printf(",\n  \"max_sessions\": %zu", in->max_sessions);
 	printf(",\n  \"stream_bytes\": %zu", in->stream_bytes);
 	printf(",\n  \"max_message\": %zu", in->max_message);
@@ -349,6 +464,7 @@ static void print_json(const sesh_info_t *in, const struct procs *ps)
 	printf(",\n  \"committed_bytes\": %" PRIu64, in->committed_bytes);
 	printf(",\n  \"processes_alive\": %" PRIu32, in->processes_alive);
 	printf(",\n  \"processes_dead\": %" PRIu32, in->processes_dead);
+	printf(",\n  \"sessions\": %zu", in->sessions);
 	printf(",\n  \"processes\": [");
 	for (size_t i = 0; i < ps->n; i++) {
 		const sesh_proc_t *p = &ps->v[i];
@@ -366,7 +482,7 @@ static void print_json(const sesh_info_t *in, const struct procs *ps)
 }
 
 /* Print what sesh_info() and sesh_proc_list() say about @d. */
-static int describe(sesh_t *d, bool json)
+static int act_describe(sesh_t *d, struct args *a)
 {
 	struct procs ps = {NULL, 0, 0};
 	sesh_info_t in;
@@ -376,7 +492,7 @@ static int describe(sesh_t *d, bool json)
 	if (!err)
 		err = sesh_proc_list(d, collect_proc, &ps);
 	if (!err) {
-		if (json)
+		if (a->json)
 			print_json(&in, &ps);
 		else
 			print_text(&in, &ps);
@@ -402,14 +518,275 @@ static int finish(const char *verb, const char *name)
 }
 
 /* ----------------------------------------------------------------------
- * Verbs
+ * Sessions
  */
 
-struct verb {
-	const char *name;
-	int (*run)(const struct verb *v, int argc, char **argv);
-	void (*help)(void);
+/* A session for people, one "key: value" line per field. */
+static void print_session_text(const sesh_session_t *s, const void *meta)
+{
+	char t[64];
+
+	fputs("id:              ", stdout);
+	print_escaped(s->id, strnlen(s->id, sizeof(s->id)));
+	fputs("\nuser:            ", stdout);
+	if (s->user[0])
+		print_escaped(s->user, strnlen(s->user, sizeof(s->user)));
+	else
+		fputs("(none)", stdout);
+	printf("\ncreated:         %s\n",
+	       iso_time(t, sizeof(t), s->created_ns));
+	printf("last seen:       %s\n",
+	       iso_time(t, sizeof(t), s->last_seen_ns));
+	printf("ttl:             %" PRIu32 " s\n", s->ttl_s);
+	printf("last event id:   %" PRIu64 "\n", s->last_event_id);
+	printf("meta length:     %zu\n", s->meta_len);
+	fputs("meta:            ", stdout);
+	print_escaped(meta, s->meta_len);
+	putchar('\n');
+}
+
+/*
+ * A session as a JSON object: with @full, one member per line and the
+ * metadata last (get); without, on one line and without the metadata, as
+ * an element of the array of ls.
+ */
+static void print_session_json(const sesh_session_t *s, const void *meta,
+			       bool full)
+{
+	const char *sep = full ? ",\n  " : ", ";
+
+	fputs(full ? "{\n  \"id\": " : "{\"id\": ", stdout);
+	json_string(s->id, sizeof(s->id));
+	printf("%s\"user\": ", sep);
+	json_string(s->user, sizeof(s->user));
+	json_time(sep, "created", s->created_ns);
+	json_time(sep, "last_seen", s->last_seen_ns);
+	printf("%s\"ttl_s\": %" PRIu32, sep, s->ttl_s);
+	printf("%s\"last_event_id\": %" PRIu64, sep, s->last_event_id);
+	printf("%s\"meta_len\": %zu", sep, s->meta_len);
+	if (full) {
+		printf("%s\"meta\": ", sep);
+		json_bytes(meta, s->meta_len);
+		fputs("\n}\n", stdout);
+	} else {
+		putchar('}');
+	}
+}
+
+static int act_session_create(sesh_t *d, struct args *a)
+{
+	char id[SESH_ID_MAX + 1];
+	int err;
+
+	err = sesh_session_create(d, a->operand[1], a->user, a->meta,
+				  a->meta_len, a->ttl_s, id);
+	if (err)
+		return err;
+	if (a->json) {
+		fputs("{\"id\": ", stdout);
+		json_string(id, sizeof(id));
+		fputs("}\n", stdout);
+	} else {
+		print_escaped(id, strnlen(id, sizeof(id)));
+		putchar('\n');
+	}
+	return 0;
+}
+
+static int act_session_get(sesh_t *d, struct args *a)
+{
+	sesh_session_t s;
+	char *meta = NULL, *m;
+	size_t cap = 0;
+	int err;
+
+	/* Learn the length, then read again: an update in between may have
+	 * made the metadata longer still, so until it fits. */
+	for (;;) {
+		err = sesh_session_get(d, a->operand[1], a->user, &s, meta,
+				       cap);
+		if (err || s.meta_len <= cap)
+			break;
+		m = realloc(meta, s.meta_len);
+		if (!m) {
+			err = -ENOMEM;
+			break;
+		}
+		meta = m;
+		cap = s.meta_len;
+	}
+	if (!err) {
+		if (a->json)
+			print_session_json(&s, meta, true);
+		else
+			print_session_text(&s, meta);
+	}
+	free(meta);
+	return err;
+}
+
+static int act_session_touch(sesh_t *d, struct args *a)
+{
+	return sesh_session_touch(d, a->operand[1]);
+}
+
+static int act_session_update(sesh_t *d, struct args *a)
+{
+	return sesh_session_update(d, a->operand[1], a->meta, a->meta_len);
+}
+
+static int act_session_rm(sesh_t *d, struct args *a)
+{
+	return sesh_session_delete(d, a->operand[1]);
+}
+
+/* Where ls is in its output. */
+struct listing {
+	const struct args *a;
+	size_t shown;
+	bool started;
 };
+
+/* Print the header, or open the array, once. */
+static void ls_start(struct listing *l)
+{
+	if (l->started)
+		return;
+	l->started = true;
+	if (l->a->json)
+		putchar('[');
+	else
+		printf("%-32s %-16s %-24s %8s %s\n", "ID", "USER", "LAST SEEN",
+		       "TTL", "META");
+}
+
+static int ls_one(const sesh_session_t *s, const void *meta, void *arg)
+{
+	struct listing *l = arg;
+	char t[64], q[4 * SESH_ID_MAX + 8], u[4 * SESH_USER_MAX + 8];
+
+	/* sesh_session_expired() does not filter by user: do it here. */
+	if (l->a->user && strcmp(s->user, l->a->user) != 0)
+		return 0;
+	ls_start(l);
+	if (l->a->json) {
+		fputs(l->shown ? ",\n  " : "\n  ", stdout);
+		print_session_json(s, meta, false);
+	} else {
+		printf("%-32s %-16s %-24s %8" PRIu32 " %zu\n",
+		       clean(q, sizeof(q), s->id, sizeof(s->id)),
+		       s->user[0]
+			       ? clean(u, sizeof(u), s->user, sizeof(s->user))
+			       : "-",
+		       iso_time(t, sizeof(t), s->last_seen_ns), s->ttl_s,
+		       s->meta_len);
+	}
+	l->shown++;
+	return 0;
+}
+
+/* The output starts with the first session, so a walk that fails at once
+ * prints nothing but the error. */
+static int act_ls(sesh_t *d, struct args *a)
+{
+	struct listing l = {a, 0, false};
+	int err;
+
+	if (a->expired)
+		err = sesh_session_expired(d, a->idle_s, ls_one, &l);
+	else
+		err = sesh_session_list(d, a->user, ls_one, &l);
+	if (err)
+		return err;
+	ls_start(&l);
+	if (a->json)
+		fputs(l.shown ? "\n]\n" : "]\n", stdout);
+	return 0;
+}
+
+/* The counters of sesh_check_t, in the order they are printed. */
+static const struct {
+	const char *key;
+	size_t off;
+} check_counts[] = {
+	{"sessions", offsetof(sesh_check_t, sessions)},
+	{"namespaces", offsetof(sesh_check_t, namespaces)},
+	{"blocks_live", offsetof(sesh_check_t, blocks_live)},
+	{"blocks_retired", offsetof(sesh_check_t, blocks_retired)},
+	{"blocks_owned", offsetof(sesh_check_t, blocks_owned)},
+	{"blocks_dead", offsetof(sesh_check_t, blocks_dead)},
+	{"blocks_free", offsetof(sesh_check_t, blocks_free)},
+	{"problems", offsetof(sesh_check_t, problems)},
+};
+
+static void print_check(const sesh_check_t *c, bool json)
+{
+	char label[32], q[4 * sizeof(c->first_problem) + 8];
+
+	for (size_t i = 0; i < ARRAY_SIZE(check_counts); i++) {
+		const char *key = check_counts[i].key;
+		size_t n;
+
+		memcpy(&n, (const char *)c + check_counts[i].off, sizeof(n));
+		if (json) {
+			printf("%s\n  \"%s\": %zu", i ? "," : "{", key, n);
+			continue;
+		}
+		snprintf(label, sizeof(label), "%s:", key);
+		for (char *p = label; *p; p++)
+			if (*p == '_')
+				*p = ' ';
+		printf("%-17s%zu\n", label, n);
+	}
+	if (json) {
+		fputs(",\n  \"first_problem\": ", stdout);
+		json_string(c->first_problem, sizeof(c->first_problem));
+		fputs("\n}\n", stdout);
+	} else {
+		printf("first problem:   %s\n",
+		       c->first_problem[0]
+			       ? clean(q, sizeof(q), c->first_problem,
+				       sizeof(c->first_problem))
+			       : "none");
+	}
+}
+
+/* A broken invariant is a failure that still prints the report, and names
+ * the first problem on stderr. */
+static int act_check(sesh_t *d, struct args *a)
+{
+	char q[4 * sizeof(((sesh_check_t *)0)->first_problem) + 8];
+	sesh_check_t c;
+	int err;
+
+	memset(&c, 0, sizeof(c));
+	err = sesh_check(d, &c);
+	if (err && err != -EUCLEAN)
+		return err;
+	print_check(&c, a->json);
+	if (!err)
+		return 0;
+	fflush(stdout);
+	if (!c.first_problem[0])
+		return fail(a->v->name, a->operand[0], err);
+	return fail_because(
+		a->v->name, a->operand[0],
+		clean(q, sizeof(q), c.first_problem, sizeof(c.first_problem)));
+}
+
+static int act_recover(sesh_t *d, struct args *a)
+{
+	int n = sesh_recover(d);
+
+	if (n < 0)
+		return n;
+	printf("recovered %d dead process%s\n", n, n == 1 ? "" : "es");
+	return 0;
+}
+
+/* ----------------------------------------------------------------------
+ * Verbs
+ */
 
 static void help_create(void)
 {
@@ -459,11 +836,11 @@ static void help_info(void)
 {
 	printf("usage: sesh info NAME [OPTIONS]\n"
 	       "\n"
-	       "Describe the domain NAME: layout, capacities, sizes, and the "
-	       "processes of\n"
-	       "its registry, alive or dead. The tool attaches for the time it "
-	       "takes, so\n"
-	       "it lists itself too.\n"
+	       "Describe the domain NAME: layout, capacities, sizes, the "
+	       "processes of its\n"
+	       "registry, alive or dead, and how many sessions it stores. The "
+	       "tool attaches\n"
+	       "for the time it takes, so it lists itself too.\n"
 	       "\n"
 	       "options:\n"
 	       "  --ns NS     namespace to attach to (default: \"default\")\n"
@@ -484,20 +861,118 @@ static void help_rm(void)
 	       "  -h, --help  show this help\n");
 }
 
+static void help_session(void)
+{
+	printf("usage: sesh session COMMAND NAME [ID] [OPTIONS]\n"
+	       "\n"
+	       "Work on one session of the domain NAME, in the namespace of "
+	       "--ns. The domain\n"
+	       "must exist.\n"
+	       "\n"
+	       "commands:\n"
+	       "  create NAME [ID]  create a session and print its id; "
+	       "without ID, the\n"
+	       "                    library makes one of 32 hex digits\n"
+	       "  get NAME ID       print a session and its metadata\n"
+	       "  touch NAME ID     mark a session used now, which holds off "
+	       "its expiry\n"
+	       "  update NAME ID    replace the metadata of a session\n"
+	       "  rm NAME ID        remove a session\n"
+	       "\n"
+	       "options:\n"
+	       "  --ns NS           namespace of the session (default: "
+	       "\"default\")\n"
+	       "  --user U          create: the user who owns the session;\n"
+	       "                    get: fail unless U owns it\n"
+	       "  --meta STRING     create, update: the metadata\n"
+	       "  --meta-file FILE  create, update: the metadata, read from "
+	       "FILE (at most\n"
+	       "                    1 MiB); update needs one of the two\n"
+	       "  --ttl SECONDS     create: the idle TTL (default: the "
+	       "domain's)\n"
+	       "  --json            create, get: print one JSON object\n"
+	       "  -h, --help        show this help\n"
+	       "\n"
+	       "get prints bytes of the metadata that are not printable ASCII, "
+	       "and the\n"
+	       "backslash, as \\xNN.\n");
+}
+
+static void help_ls(void)
+{
+	printf("usage: sesh ls NAME [OPTIONS]\n"
+	       "\n"
+	       "List the sessions of the domain NAME in one namespace, after a "
+	       "header, one\n"
+	       "line each: id, user, last seen, idle TTL in seconds, length of "
+	       "the metadata.\n"
+	       "Sessions idle past their TTL are left out, unless --expired "
+	       "asks for them.\n"
+	       "\n"
+	       "options:\n"
+	       "  --ns NS            namespace to list (default: \"default\")\n"
+	       "  --user U           only the sessions of user U\n"
+	       "  --expired SECONDS  only the sessions idle for more than "
+	       "SECONDS; 0 for\n"
+	       "                     those idle past their own TTL\n"
+	       "  --json             print one JSON array of objects\n"
+	       "  -h, --help         show this help\n");
+}
+
+static void help_check(void)
+{
+	printf("usage: sesh check NAME [OPTIONS]\n"
+	       "\n"
+	       "Validate the session index of the domain NAME, every "
+	       "namespace, and print\n"
+	       "what it holds. Exit status 1, with the first broken invariant "
+	       "on stderr,\n"
+	       "if it is corrupt. Writers of the domain wait while it runs. It "
+	       "repairs\n"
+	       "nothing; see 'sesh recover'.\n"
+	       "\n"
+	       "options:\n"
+	       "  --json      print one JSON object\n"
+	       "  -h, --help  show this help\n");
+}
+
+static void help_recover(void)
+{
+	printf("usage: sesh recover NAME\n"
+	       "\n"
+	       "Recover what processes that died attached to the domain NAME "
+	       "left behind:\n"
+	       "registry slots, locks, records half made, memory held back. "
+	       "Live processes\n"
+	       "are not disturbed. Prints how many dead processes were "
+	       "recovered.\n"
+	       "\n"
+	       "options:\n"
+	       "  -h, --help  show this help\n");
+}
+
 static void help_top(void)
 {
 	printf("usage: sesh [--help | --version] COMMAND [ARGS]\n"
 	       "\n"
-	       "Create, inspect and remove sesh domains: shared-memory objects "
+	       "Create, inspect and remove sesh domains, shared-memory objects "
 	       "through\n"
 	       "which the processes of this host share sessions and message "
-	       "streams.\n"
+	       "streams, and\n"
+	       "the sessions they hold.\n"
 	       "\n"
 	       "commands:\n"
-	       "  create NAME [OPTIONS]  create a domain and describe it\n"
-	       "  info NAME [OPTIONS]    describe a domain and its processes\n"
-	       "  rm NAME                remove a domain\n"
-	       "  help [COMMAND]         show this help, or a command's\n"
+	       "  create NAME [OPTIONS]       create a domain and describe it\n"
+	       "  info NAME [OPTIONS]         describe a domain and its "
+	       "processes\n"
+	       "  rm NAME                     remove a domain\n"
+	       "  session COMMAND NAME [ID]   create, get, touch, update or rm "
+	       "a session\n"
+	       "  ls NAME [OPTIONS]           list the sessions of a "
+	       "namespace\n"
+	       "  check NAME [OPTIONS]        validate the session index\n"
+	       "  recover NAME                clean up after dead processes\n"
+	       "  help [COMMAND]              show this help, or a command's\n"
 	       "\n"
 	       "options:\n"
 	       "  -h, --help     show this help\n"
@@ -508,61 +983,22 @@ static void help_top(void)
 	       "1 failure (one line on stderr), 2 usage error.\n");
 }
 
-/*
- * Take an operand: the first one is the domain name, any other is an
- * error. Returns 0, or the usage exit status.
- */
-static int take_operand(const char *verb, const char **name, const char *arg)
+/* Take an operand, if the verb has room for one. Returns 0, or the usage
+ * exit status. */
+static int take_operand(struct args *a, const char *arg)
 {
 	char q[128];
 
-	if (*name)
-		return usage_error(verb, "unexpected argument '%s'",
+	if (a->operands == a->v->max)
+		return usage_error(a->v->name, "unexpected argument '%s'",
 				   clean(q, sizeof(q), arg, SIZE_MAX));
-	*name = arg;
+	a->operand[a->operands++] = arg;
 	return 0;
 }
 
-/*
- * Parse a verb's arguments: at most one operand, anywhere among the
- * options or after "--"; --help, which prints the verb's help; and the
- * verb's own options, passed to on_opt, which returns 0, an exit status,
- * or -1 for an option it does not know. Returns true when the verb should
- * run (with *operand set, or NULL if it was optional and absent), false
- * when it should exit with *status.
- */
-static bool parse_verb(const struct verb *v, int argc, char **argv,
-		       const struct option *opts, bool operand_needed,
-		       int (*on_opt)(int c, const char *arg, void *ctx),
-		       void *ctx, const char **operand, int *status)
-{
-	int c, err = 0;
-
-	*operand = NULL;
-	while (!err && (c = getopt_long(argc, argv, "-:h", opts, NULL)) != -1) {
-		if (c == 1) {
-			err = take_operand(v->name, operand, optarg);
-		} else if (c == 'h') {
-			v->help();
-			*status = finish(v->name, NULL);
-			return false;
-		} else {
-			err = on_opt != NULL ? on_opt(c, optarg, ctx) : -1;
-			if (err < 0)
-				err = option_error(v->name, opts, c, argv);
-		}
-	}
-	while (!err && optind < argc)
-		err = take_operand(v->name, operand, argv[optind++]);
-	if (!err && operand_needed && *operand == NULL)
-		err = usage_error(v->name, "missing domain name");
-	*status = err;
-	return err == 0;
-}
-
-/* The numeric options of create: how each is parsed and where it goes.
- * Which values are allowed is the library's to say; this only checks that
- * the number fits its field. */
+/* The numeric options: how each is parsed and where it goes. Which values
+ * are allowed is the library's to say; this only checks that the number
+ * fits its field. */
 static const struct num_opt {
 	int id;
 	const char *name;
@@ -573,31 +1009,36 @@ static const struct num_opt {
 } num_opts[] = {
 #define NUM(id, name, base, scaled, max, field)                                \
 	{                                                                      \
-		id, name, base, scaled, max, offsetof(sesh_config_t, field),   \
-			sizeof(((sesh_config_t *)0)->field)                    \
+		id, name, base, scaled, max, offsetof(struct args, field),     \
+			sizeof(((struct args *)0)->field)                      \
 	}
 	NUM(OPT_MAX_SESSIONS, "max-sessions", 10, false, SIZE_MAX,
-	    max_sessions),
-	NUM(OPT_STREAM_BYTES, "stream-bytes", 10, true, SIZE_MAX, stream_bytes),
-	NUM(OPT_MAX_MESSAGE, "max-message", 10, true, SIZE_MAX, max_message),
-	NUM(OPT_MAX_METADATA, "max-metadata", 10, true, SIZE_MAX, max_metadata),
-	NUM(OPT_IDLE_TTL, "idle-ttl", 10, false, UINT32_MAX, idle_ttl_s),
+	    cfg.max_sessions),
+	NUM(OPT_STREAM_BYTES, "stream-bytes", 10, true, SIZE_MAX,
+	    cfg.stream_bytes),
+	NUM(OPT_MAX_MESSAGE, "max-message", 10, true, SIZE_MAX,
+	    cfg.max_message),
+	NUM(OPT_MAX_METADATA, "max-metadata", 10, true, SIZE_MAX,
+	    cfg.max_metadata),
+	NUM(OPT_IDLE_TTL, "idle-ttl", 10, false, UINT32_MAX, cfg.idle_ttl_s),
 	NUM(OPT_MAX_PROCESSES, "max-processes", 10, false, UINT32_MAX,
-	    max_processes),
-	NUM(OPT_MODE, "mode", 8, false, 07777, mode),
+	    cfg.max_processes),
+	NUM(OPT_MODE, "mode", 8, false, 07777, cfg.mode),
+	NUM(OPT_TTL, "ttl", 10, false, UINT32_MAX, ttl_s),
+	NUM(OPT_EXPIRED, "expired", 10, false, UINT32_MAX, idle_s),
 #undef NUM
 };
 
-/* Parse option `id`'s argument into cfg. Returns "" when done, the
+/* Parse option `id`'s argument into @a. Returns "" when done, the
  * option's name when the number is bad, NULL when `id` is not numeric. */
-static const char *set_number(sesh_config_t *cfg, int id, const char *arg)
+static const char *set_number(struct args *a, int id, const char *arg)
 {
 	unsigned long long n;
 	size_t i;
 
-	for (i = 0; i < sizeof(num_opts) / sizeof(num_opts[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(num_opts); i++) {
 		const struct num_opt *o = &num_opts[i];
-		char *field = (char *)cfg + o->off;
+		char *field = (char *)a + o->off;
 
 		if (o->id != id)
 			continue;
@@ -617,162 +1058,309 @@ static const char *set_number(sesh_config_t *cfg, int id, const char *arg)
 	return NULL;
 }
 
-struct create_opts {
-	const char *verb;
-	sesh_config_t cfg;
-	bool json;
-};
-
-static int create_opt(int c, const char *arg, void *ctx)
+/* Take option @c of any verb (getopt_long() has checked that this verb
+ * takes it). Returns 0, the usage exit status, or -1 for a bad option. */
+static int parse_opt(struct args *a, int c, const char *arg)
 {
-	struct create_opts *o = ctx;
 	const char *bad;
 
-	if (c == OPT_JSON) {
-		o->json = true;
+	switch (c) {
+	case OPT_NS:
+		a->ns = arg;
 		return 0;
+	case OPT_USER:
+		a->user = arg;
+		return 0;
+	case OPT_JSON:
+		a->json = true;
+		return 0;
+	case OPT_META:
+	case OPT_META_FILE:
+		if (a->meta_given)
+			return usage_error(a->v->name,
+					   "give one --meta or --meta-file");
+		a->meta_given = true;
+		if (c == OPT_META_FILE) {
+			a->meta_file = arg;
+		} else {
+			a->meta = arg;
+			a->meta_len = strlen(arg);
+		}
+		return 0;
+	case OPT_EXPIRED:
+		a->expired = true;
+		break;
 	}
-	bad = set_number(&o->cfg, c, arg);
+	bad = set_number(a, c, arg);
 	if (bad == NULL)
 		return -1;
-	return *bad == '\0' ? 0 : bad_number(o->verb, bad, arg);
+	return *bad == '\0' ? 0 : bad_number(a->v->name, bad, arg);
 }
 
-/* Open a domain, describe it, close it; the exit status. */
-static int open_and_describe(const struct verb *v, const char *name,
-			     const char *ns, const sesh_config_t *cfg,
-			     unsigned flags, bool json)
+/* The getopt_long() table of the options in @bits, and --help. */
+static void build_opts(unsigned bits, struct option *out)
 {
-	sesh_t *d;
-	int err;
+	static const struct option help = {"help", no_argument, NULL, 'h'};
+	size_t n = 0;
 
-	err = sesh_open(name, ns, cfg, flags, &d);
-	if (err)
-		return fail(v->name, name, err);
-	err = describe(d, json);
-	sesh_close(d);
-	if (err)
-		return fail(v->name, name, err);
-	return finish(v->name, name);
+	for (size_t i = 0; i < ARRAY_SIZE(all_opts); i++)
+		if (bits & OPT_BIT(all_opts[i].val))
+			out[n++] = all_opts[i];
+	out[n++] = help;
+	memset(&out[n], 0, sizeof(out[n]));
 }
 
-static int cmd_create(const struct verb *v, int argc, char **argv)
+/*
+ * Parse a verb's arguments into @a: operands, anywhere among the options
+ * or after "--", at least v->need and at most v->max of them; --help,
+ * which prints the verb's help; and the options the verb takes. Returns
+ * true when the verb should run, false when it should exit with *status.
+ */
+static bool parse_verb(const struct verb *v, int argc, char **argv,
+		       struct args *a, int *status)
 {
-	static const struct option opts[] = {
-		{"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
-		{"stream-bytes", required_argument, NULL, OPT_STREAM_BYTES},
-		{"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
-		{"max-metadata", required_argument, NULL, OPT_MAX_METADATA},
-		{"idle-ttl", required_argument, NULL, OPT_IDLE_TTL},
-		{"max-processes", required_argument, NULL, OPT_MAX_PROCESSES},
-		{"mode", required_argument, NULL, OPT_MODE},
-		{"json", no_argument, NULL, OPT_JSON},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	struct create_opts o = {.verb = v->name};
-	const char *name;
-	int status;
+	static const char *const what[] = {"domain name", "session id"};
+	struct option opts[ARRAY_SIZE(all_opts) + 2];
+	int c, err = 0;
 
-	sesh_config_init(&o.cfg);
-	if (!parse_verb(v, argc, argv, opts, true, create_opt, &o, &name,
-			&status))
-		return status;
-	return open_and_describe(v, name, NULL, &o.cfg, SESH_CREATE | SESH_EXCL,
-				 o.json);
+	memset(a, 0, sizeof(*a));
+	a->v = v;
+	sesh_config_init(&a->cfg);
+	build_opts(v->opts, opts);
+	while (!err && (c = getopt_long(argc, argv, "-:h", opts, NULL)) != -1) {
+		if (c == 1) {
+			err = take_operand(a, optarg);
+		} else if (c == 'h') {
+			v->help();
+			*status = finish(v->name, NULL);
+			return false;
+		} else {
+			err = parse_opt(a, c, optarg);
+			if (err < 0)
+				err = option_error(v->name, opts, c, argv);
+		}
+	}
+	while (!err && optind < argc)
+		err = take_operand(a, argv[optind++]);
+	if (!err && a->operands < v->need)
+		err = usage_error(v->name, "missing %s", what[a->operands]);
+	if (!err && v->needs_meta && !a->meta_given)
+		err = usage_error(v->name, "missing --meta or --meta-file");
+	*status = err;
+	return err == 0;
 }
 
-struct info_opts {
-	const char *ns;
-	bool json;
-};
-
-static int info_opt(int c, const char *arg, void *ctx)
+/*
+ * Read the whole file of --meta-file into @a. One larger than any domain
+ * takes is refused here, before it is sent. Returns 0 or the exit status
+ * of the failure, reported.
+ */
+static int read_meta(struct args *a)
 {
-	struct info_opts *o = ctx;
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f;
+	int err = 0;
 
-	if (c == OPT_NS)
-		o->ns = arg;
-	else if (c == OPT_JSON)
-		o->json = true;
+	f = fopen(a->meta_file, "rb");
+	if (!f)
+		return fail_because(a->v->name, a->meta_file, strerror(errno));
+	buf = malloc(META_FILE_MAX + 1);
+	if (!buf)
+		err = ENOMEM;
 	else
-		return -1;
+		n = fread(buf, 1, META_FILE_MAX + 1, f);
+	if (!err && ferror(f))
+		err = errno ? errno : EIO;
+	fclose(f);
+	if (!err && n > META_FILE_MAX) {
+		free(buf);
+		return fail_because(a->v->name, a->meta_file,
+				    "larger than 1 MiB, the limit of "
+				    "metadata");
+	}
+	if (err) {
+		free(buf);
+		return fail_because(a->v->name, a->meta_file, strerror(err));
+	}
+	a->meta_buf = buf;
+	a->meta = buf;
+	a->meta_len = n;
 	return 0;
 }
 
-static int cmd_info(const struct verb *v, int argc, char **argv)
+/*
+ * Run a verb that works on one domain: parse its arguments, attach to the
+ * domain (creating it only if the verb says so), act, detach; the exit
+ * status.
+ */
+static int cmd_domain(const struct verb *v, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"ns", required_argument, NULL, OPT_NS},
-		{"json", no_argument, NULL, OPT_JSON},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	struct info_opts o = {NULL, false};
+	struct args a;
 	const char *name;
-	int status;
+	sesh_t *d;
+	int err;
 
-	if (!parse_verb(v, argc, argv, opts, true, info_opt, &o, &name,
-			&status))
-		return status;
-	return open_and_describe(v, name, o.ns, NULL, 0, o.json);
+	if (!parse_verb(v, argc, argv, &a, &err))
+		return err;
+	if (a.meta_file) {
+		err = read_meta(&a);
+		if (err)
+			return err;
+	}
+	name = a.operand[0];
+	err = sesh_open(name, a.ns, v->open_flags ? &a.cfg : NULL,
+			v->open_flags, &d);
+	if (!err) {
+		err = v->act(d, &a);
+		sesh_close(d);
+	}
+	free(a.meta_buf);
+	if (err < 0)
+		return fail(v->name, name, err);
+	return err ? err : finish(v->name, name);
 }
-
-static const struct option help_only[] = {
-	{"help", no_argument, NULL, 'h'},
-	{NULL, 0, NULL, 0},
-};
 
 static int cmd_rm(const struct verb *v, int argc, char **argv)
 {
-	const char *name;
+	struct args a;
 	int status, err;
 
-	if (!parse_verb(v, argc, argv, help_only, true, NULL, NULL, &name,
-			&status))
+	if (!parse_verb(v, argc, argv, &a, &status))
 		return status;
-	err = sesh_unlink(name);
+	err = sesh_unlink(a.operand[0]);
 	if (err)
-		return fail(v->name, name, err);
-	return finish(v->name, name);
+		return fail(v->name, a.operand[0], err);
+	return finish(v->name, a.operand[0]);
 }
 
-static const struct verb *find_verb(const char *name);
+/* The verb of @table called @word (a sub-command by its last word), or
+ * NULL after a usage error of @verb; *status is set either way. */
+static const struct verb *lookup(const char *verb, const struct verb *table,
+				 size_t n, const char *word, int *status)
+{
+	char q[128];
+
+	*status = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *last = strrchr(table[i].name, ' ');
+
+		if (!strcmp(last ? last + 1 : table[i].name, word))
+			return &table[i];
+	}
+	*status = usage_error(verb, "unknown command '%s'",
+			      clean(q, sizeof(q), word, SIZE_MAX));
+	return NULL;
+}
+
+/* A session sub-command: NAME, then an ID, required if @need is 2. */
+#define SESSION_VERB(sub, need_, ...)                                          \
+	{                                                                      \
+		.name = "session " sub, .run = cmd_domain,                     \
+		.help = help_session, .need = need_, .max = 2, __VA_ARGS__     \
+	}
+
+static const struct verb session_verbs[] = {
+	SESSION_VERB("create", 1, .act = act_session_create,
+		     .opts = OPT_BIT(OPT_NS) | OPT_BIT(OPT_USER) |
+			     OPT_BIT(OPT_META) | OPT_BIT(OPT_META_FILE) |
+			     OPT_BIT(OPT_TTL) | OPT_BIT(OPT_JSON)),
+	SESSION_VERB("get", 2, .act = act_session_get,
+		     .opts = OPT_BIT(OPT_NS) | OPT_BIT(OPT_USER) |
+			     OPT_BIT(OPT_JSON)),
+	SESSION_VERB("touch", 2, .act = act_session_touch,
+		     .opts = OPT_BIT(OPT_NS)),
+	SESSION_VERB("update", 2, .act = act_session_update, .needs_meta = true,
+		     .opts = OPT_BIT(OPT_NS) | OPT_BIT(OPT_META) |
+			     OPT_BIT(OPT_META_FILE)),
+	SESSION_VERB("rm", 2, .act = act_session_rm, .opts = OPT_BIT(OPT_NS)),
+};
+
+/* "session COMMAND ...": hand the sub-command its own argv. */
+static int cmd_session(const struct verb *v, int argc, char **argv)
+{
+	const struct verb *sub;
+	int status;
+
+	if (argc < 2)
+		return usage_error(v->name, "missing command");
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		v->help();
+		return finish(v->name, NULL);
+	}
+	sub = lookup(v->name, session_verbs, ARRAY_SIZE(session_verbs), argv[1],
+		     &status);
+	if (!sub)
+		return status;
+	return sub->run(sub, argc - 1, argv + 1);
+}
+
+static const struct verb *find_verb(const char *verb, const char *word,
+				    int *status);
 
 static int cmd_help(const struct verb *v, int argc, char **argv)
 {
 	const struct verb *topic_verb = v;
-	const char *topic;
-	char q[128];
+	struct args a;
 	int status;
 
-	if (!parse_verb(v, argc, argv, help_only, false, NULL, NULL, &topic,
-			&status))
+	if (!parse_verb(v, argc, argv, &a, &status))
 		return status;
-	if (topic != NULL) {
-		topic_verb = find_verb(topic);
+	if (a.operands) {
+		topic_verb = find_verb(v->name, a.operand[0], &status);
 		if (topic_verb == NULL)
-			return usage_error(
-				v->name, "unknown command '%s'",
-				clean(q, sizeof(q), topic, SIZE_MAX));
+			return status;
 	}
 	topic_verb->help();
 	return finish(v->name, NULL);
 }
 
 static const struct verb verbs[] = {
-	{"create", cmd_create, help_create},
-	{"info", cmd_info, help_info},
-	{"rm", cmd_rm, help_rm},
-	{"help", cmd_help, help_top},
+	{.name = "create",
+	 .run = cmd_domain,
+	 .help = help_create,
+	 .act = act_describe,
+	 .opts = CAPACITY_OPTS | OPT_BIT(OPT_JSON),
+	 .need = 1,
+	 .max = 1,
+	 .open_flags = SESH_CREATE | SESH_EXCL},
+	{.name = "info",
+	 .run = cmd_domain,
+	 .help = help_info,
+	 .act = act_describe,
+	 .opts = OPT_BIT(OPT_NS) | OPT_BIT(OPT_JSON),
+	 .need = 1,
+	 .max = 1},
+	{.name = "rm", .run = cmd_rm, .help = help_rm, .need = 1, .max = 1},
+	{.name = "session", .run = cmd_session, .help = help_session},
+	{.name = "ls",
+	 .run = cmd_domain,
+	 .help = help_ls,
+	 .act = act_ls,
+	 .opts = OPT_BIT(OPT_NS) | OPT_BIT(OPT_USER) | OPT_BIT(OPT_EXPIRED) |
+		 OPT_BIT(OPT_JSON),
+	 .need = 1,
+	 .max = 1},
+	{.name = "check",
+	 .run = cmd_domain,
+	 .help = help_check,
+	 .act = act_check,
+	 .opts = OPT_BIT(OPT_JSON),
+	 .need = 1,
+	 .max = 1},
+	{.name = "recover",
+	 .run = cmd_domain,
+	 .help = help_recover,
+	 .act = act_recover,
+	 .need = 1,
+	 .max = 1},
+	{.name = "help", .run = cmd_help, .help = help_top, .max = 1},
 };
 
-static const struct verb *find_verb(const char *name)
+static const struct verb *find_verb(const char *verb, const char *word,
+				    int *status)
 {
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (!strcmp(verbs[i].name, name))
-			return &verbs[i];
-	return NULL;
+	return lookup(verb, verbs, ARRAY_SIZE(verbs), word, status);
 }
 
 int main(int argc, char **argv)
@@ -784,7 +1372,7 @@ int main(int argc, char **argv)
 	};
 	const struct verb *v;
 	char q[128];
-	int c;
+	int c, status;
 
 	/* '+': stop at the verb; its options are the verb's to parse. */
 	while ((c = getopt_long(argc, argv, "+:hV", opts, NULL)) != -1) {
@@ -810,10 +1398,9 @@ int main(int argc, char **argv)
 	}
 	if (optind >= argc)
 		return usage_error(NULL, "missing command");
-	v = find_verb(argv[optind]);
+	v = find_verb(NULL, argv[optind], &status);
 	if (!v)
-		return usage_error(NULL, "unknown command '%s'",
-				   clean(q, sizeof(q), argv[optind], SIZE_MAX));
+		return status;
 
 	/* Hand the verb its own argv (argv[0] is the verb itself) and make
 	 * getopt start over: optind = 0 asks glibc for a full reset. */
