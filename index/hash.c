@@ -36,30 +36,28 @@ static inline uint64_t rotl(uint64_t x, int b)
 		v2 = rotl(v2, 32);                                            \
 	} while (0)
 
-/* Hash the message "ns (2 bytes, little-endian) || id". */
+/* SipHash-1-3 of the id under the domain's key with the namespace folded
+ * into it, so the same id hashes apart in two namespaces. */
 uint64_t idx_hash(const uint64_t key[2], uint16_t ns, const char *id,
 		  size_t len)
 {
-	uint64_t v0 = 0x736f6d6570736575ull ^ key[0];
+	uint64_t k0 = key[0] ^ ((uint64_t)ns * 0x9e3779b97f4a7c15ull);
+	uint64_t v0 = 0x736f6d6570736575ull ^ k0;
 	uint64_t v1 = 0x646f72616e646f6dull ^ key[1];
-	uint64_t v2 = 0x6c7967656e657261ull ^ key[0];
+	uint64_t v2 = 0x6c7967656e657261ull ^ k0;
 	uint64_t v3 = 0x7465646279746573ull ^ key[1];
-	uint8_t buf[2 + SESH_ID_MAX + 8];
-	size_t n = 2 + len, i;
+	size_t i;
 	uint64_t m;
 
-	buf[0] = (uint8_t)ns;
-	buf[1] = (uint8_t)(ns >> 8);
-	memcpy(buf + 2, id, len);
-	for (i = 0; i + 8 <= n; i += 8) {
-		memcpy(&m, buf + i, 8); /* little-endian hosts only, as
-					 * the header's endian tag says */
+	for (i = 0; i + 8 <= len; i += 8) {
+		memcpy(&m, id + i, 8); /* little-endian hosts only, as the
+					* header's endian tag says */
 		v3 ^= m;
 		SIPROUND(v0, v1, v2, v3);
 		v0 ^= m;
 	}
-	m = (uint64_t)n << 56;	    /* the length byte, */
-	memcpy(&m, buf + i, n - i); /* under it the tail */
+	m = (uint64_t)len << 56;	  /* the length byte, */
+	memcpy(&m, id + i, len - i); /* under it the tail */
 	v3 ^= m;
 	SIPROUND(v0, v1, v2, v3);
 	v0 ^= m;

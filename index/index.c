@@ -93,7 +93,8 @@ bool idx_view(const struct shm_seg *s, uint64_t off, struct idx_view *v)
 {
 	uint64_t need;
 
-	if (shm_blk_word(s, off, &v->size) == NULL)
+	v->size = shm_blk_size(s, off);
+	if (v->size == 0)
 		return false;
 	v->r = shm_ptr(s, SHM_R_BLOCKS, off, v->size, SHM_CACHELINE);
 	if (v->r == NULL || v->r->magic != IDX_REC_MAGIC)
@@ -382,14 +383,16 @@ static int ns_find(const struct shm_seg *s, const char *name, size_t len)
 static int ns_resolve(struct sesh *d, bool make)
 {
 	const struct shm_seg *s = &d->seg;
-	struct idx_hdr *h = idx_hdr(s);
-	size_t len = strlen(d->ns);
+	struct idx_hdr *h;
+	size_t len;
 	uint32_t i;
 	int rc;
 
 	rc = atomic_load_explicit(&d->ns_idx, memory_order_relaxed);
 	if (rc >= 0)
 		return rc;
+	h = idx_hdr(s);
+	len = strlen(d->ns);
 	rc = ns_find(s, d->ns, len);
 	if (rc != -ENOENT || !make)
 		goto out;
@@ -486,14 +489,25 @@ static int chain_find(const struct shm_seg *s, const struct key *k,
 	 * that linked the record, so its contents are complete. */
 	off = atomic_load_explicit(l, memory_order_acquire);
 	for (n = 0; off != 0; n++) {
-		if (n == IDX_CHAIN_MAX || !idx_view(s, off, v))
+		uint64_t size = shm_blk_size(s, off);
+		struct idx_rec *r;
+
+		/* Only the hash of a record that is not ours: check just
+		 * what that needs, the rest when the hash matches. */
+		r = size ? shm_ptr(s, SHM_R_BLOCKS, off, size, SHM_CACHELINE)
+			 : NULL;
+		if (n == IDX_CHAIN_MAX || r == NULL)
 			return -EUCLEAN;
-		if (v->hash == k->hash && v->ns == k->ns &&
-		    v->id_len == k->len && memcmp(v->id, k->id, k->len) == 0) {
-			*link = l;
-			return 1;
+		if (r->hash == k->hash) {
+			if (!idx_view(s, off, v))
+				return -EUCLEAN;
+			if (v->ns == k->ns && v->id_len == k->len &&
+			    memcmp(v->id, k->id, k->len) == 0) {
+				*link = l;
+				return 1;
+			}
 		}
-		l = &v->r->next;
+		l = &r->next;
 		off = atomic_load_explicit(l, memory_order_acquire);
 	}
 	return 0;

@@ -54,14 +54,13 @@ _Atomic uint64_t *shm_blk_word(const struct shm_seg *s, uint64_t off,
 
 	for (c = 0; c < s->geom.nclasses; c++) {
 		const struct shm_class *cl = &s->geom.cls[c];
-		uint64_t rel = off - cl->blocks;
 
-		if (off < cl->blocks || rel / cl->size >= cl->cap)
+		if (off < cl->blocks || off >= cl->end)
 			continue;
-		if ((rel & (cl->size - 1)) != 0)
+		if ((off & (cl->size - 1)) != 0)
 			return NULL; /* inside a block, not at its start */
 		*size = cl->size;
-		return shm_class_word(s, c, rel / cl->size);
+		return shm_class_word(s, c, (off - cl->blocks) / cl->size);
 	}
 	return NULL;
 }

@@ -106,8 +106,9 @@ static bool layout_index(struct shm_geom *g, uint64_t *at)
 {
 	uint64_t o = *at + SHM_PAGE, bytes;
 
+	/* Half full at capacity: a lookup touches 1.25 records on average. */
 	g->nbuckets = 64;
-	while (g->nbuckets < g->max_sessions)
+	while (g->nbuckets < 2 * g->max_sessions)
 		g->nbuckets <<= 1;
 	g->nstripes = g->nbuckets < SHM_STRIPES_MAX ? (uint32_t)g->nbuckets
 						    : SHM_STRIPES_MAX;
@@ -139,8 +140,13 @@ static bool layout_blocks(struct shm_geom *g, uint64_t *at)
 		if (!mul_ok(c->cap, 8, &bytes) ||
 		    !round_ok(bytes, SHM_PAGE, &bytes) || !add_ok(o, bytes, &o))
 			return false;
+		/* Blocks aligned to their size, so an offset's class and
+		 * index are found with a compare and a mask. */
+		if (!round_ok(o, size < SHM_PAGE ? SHM_PAGE : size, &o))
+			return false;
 		c->blocks = o;
 		if (!mul_ok(c->cap, size, &bytes) ||
+		    !add_ok(o, bytes, &c->end) ||
 		    !round_ok(bytes, SHM_PAGE, &bytes) || !add_ok(o, bytes, &o))
 			return false;
 		g->nclasses++;

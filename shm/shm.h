@@ -188,10 +188,11 @@ _Static_assert(sizeof(struct shm_header) <= SHM_PAGE,
 /* One size class of the block allocator: `cap` blocks of `size` bytes at
  * `blocks`, and their state words at `states` (segment offsets). */
 struct shm_class {
-	uint64_t size;
+	uint64_t size; /* a power of two; blocks are aligned to it */
 	uint64_t cap;
 	uint64_t states;
 	uint64_t blocks;
+	uint64_t end; /* blocks + cap * size */
 };
 
 /* The validated, private copy of a segment's geometry. Never re-read from
@@ -406,6 +407,21 @@ int shm_class_for(const struct shm_geom *g, uint64_t bytes);
  * NULL unless `off` is the start of a block of some class. */
 _Atomic uint64_t *shm_blk_word(const struct shm_seg *s, uint64_t off,
 			       uint64_t *size);
+
+/* The size of the block starting at `off`, or 0 if `off` is not the
+ * start of a block of some class. */
+static inline uint64_t shm_blk_size(const struct shm_seg *s, uint64_t off)
+{
+	unsigned c;
+
+	for (c = 0; c < s->geom.nclasses; c++) {
+		const struct shm_class *cl = &s->geom.cls[c];
+
+		if (off >= cl->blocks && off < cl->end)
+			return (off & (cl->size - 1)) == 0 ? cl->size : 0;
+	}
+	return 0;
+}
 
 /* Claim a free block of class c for `owner` (an OWNED word), scanning the
  * state words from the process's cursor: the block's offset, or -ENOSPC
