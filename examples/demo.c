@@ -10,8 +10,13 @@
  * lock that is dropped when it dies, so there are no heartbeats to wait
  * for and a recycled pid cannot pass for the dead worker.
  *
- * The demo checks what it prints and exits non-zero if the registry says
- * anything else. Synchronisation is by pipes and signals, never by sleeps.
+ * Sessions outlive the worker that made them: worker 0 creates one, as an
+ * MCP server does on `initialize`, and is then killed; worker 1 serves the
+ * next request of that session from shared memory. The id and the owner
+ * check are all a worker needs.
+ *
+ * The demo checks what it prints and exits non-zero if the registry or the
+ * session store says anything else. Synchronisation is by pipes and signals, never by sleeps.
  */
 #include <errno.h>
 #include <signal.h>
@@ -32,6 +37,9 @@ static char name[SESH_NAME_MAX + 1];
 static sesh_t *dom;
 static pid_t worker[WORKERS];
 static bool reaped[WORKERS];
+static char sid[SESH_ID_MAX + 1]; /* the session worker 0 creates */
+
+#define SESSION_META "{\"protocolVersion\":\"2025-06-18\"}"
 
 /* ----------------------------------------------------------------------
  * The worker side
@@ -50,7 +58,33 @@ static void on_sigterm(int sig)
  * @wait_mask is the signal mask to sleep with, in which SIGTERM is not
  * blocked.
  */
-static void worker_main(int ready, const sigset_t *wait_mask)
+/* Worker 1's request: the session worker 0 made, which only its owner
+ * may see. Returns 0 if the store answered as it must. */
+static int serve_request(void)
+{
+	char meta[128];
+	sesh_session_t s;
+	int err;
+
+	err = sesh_session_get(dom, sid, "alice", &s, meta, sizeof(meta) - 1);
+	if (err)
+		return err;
+	meta[s.meta_len < sizeof(meta) ? s.meta_len : sizeof(meta) - 1] = 0;
+	printf("demo: worker %ld serves session %s: user %s, metadata %s\n",
+	       (long)getpid(), s.id, s.user, meta);
+	if (strcmp(meta, SESSION_META) != 0)
+		return -EPROTO;
+	/* Another user's request for the same id: as if there were none. */
+	err = sesh_session_get(dom, sid, "mallory", &s, NULL, 0);
+	printf("demo: worker %ld: same id, user mallory: %s\n",
+	       (long)getpid(), sesh_strerror(err));
+	if (err != -ENOENT)
+		return -EPROTO;
+	fflush(stdout); /* we leave with _exit() */
+	return sesh_session_touch(dom, sid);
+}
+
+static void worker_main(int i, int ready, const sigset_t *wait_mask)
 {
 	struct sigaction sa;
 	sesh_info_t info;
@@ -68,8 +102,15 @@ static void worker_main(int ready, const sigset_t *wait_mask)
 	 */
 	err = sesh_info(dom, &info);
 
-	/* Tell the parent how it went: 0 means registered and ready. */
-	if (write(ready, &err, sizeof(err)) != (ssize_t)sizeof(err) || err)
+	/* Worker 0 handles an `initialize`: a new session, id generated. */
+	if (err == 0 && i == 0)
+		err = sesh_session_create(dom, NULL, "alice", SESSION_META,
+					  strlen(SESSION_META), 0, sid);
+
+	/* Tell the parent how it went: 0 means registered and ready; then
+	 * the session id. */
+	if (write(ready, &err, sizeof(err)) != (ssize_t)sizeof(err) || err ||
+	    write(ready, sid, sizeof(sid)) != (ssize_t)sizeof(sid))
 		_exit(1);
 	close(ready);
 
@@ -80,6 +121,10 @@ static void worker_main(int ready, const sigset_t *wait_mask)
 	 */
 	while (!stop)
 		sigsuspend(wait_mask);
+
+	/* Worker 1 gets the next request of the session. */
+	if (i == 1 && serve_request() != 0)
+		_exit(3);
 
 	/* A worker told to stop leaves cleanly, releasing its slot. */
 	sesh_close(dom);
@@ -241,17 +286,23 @@ int main(void)
 			fail("fork", errno);
 		if (worker[i] == 0) {
 			close(fds[0]);
-			worker_main(fds[1], &wait_mask);
+			worker_main(i, fds[1], &wait_mask);
 		}
 		close(fds[1]);
 		do
 			got = read(fds[0], &err, sizeof(err));
 		while (got < 0 && errno == EINTR);
-		close(fds[0]);
 		if (got != (ssize_t)sizeof(err))
 			fail("a worker died before it was ready", 0);
 		if (err)
-			fail("worker: sesh_info", err);
+			fail("worker: sesh_info or sesh_session_create", err);
+		if (read(fds[0], sid, sizeof(sid)) != (ssize_t)sizeof(sid))
+			fail("a worker died before it was ready", 0);
+		close(fds[0]);
+		if (i == 0)
+			printf("demo: worker %ld created session %s for user "
+			       "alice\n",
+			       (long)worker[i], sid);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 
@@ -276,7 +327,18 @@ int main(void)
 	show_registry(&reg, victim);
 	expect(&reg, victim);
 
-	/* The others are asked to stop, and close their handles. */
+	/* What a reaper does: recover what the dead worker left behind. */
+	err = sesh_recover(dom);
+	if (err != 1)
+		fail("sesh_recover did not recover the dead worker",
+		     err < 0 ? err : 0);
+	printf("demo: sesh_recover: recovered 1 dead process; session %s "
+	       "lives on\n",
+	       sid);
+
+	/* The others are asked to stop, and close their handles; worker 1
+	 * serves one more request of the session first. */
+	fflush(stdout); /* our lines before theirs */
 	for (int i = 1; i < WORKERS; i++) {
 		if (kill(worker[i], SIGTERM))
 			fail("kill", errno);
@@ -288,7 +350,22 @@ int main(void)
 			fail("waitpid", errno);
 		reaped[i] = true;
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			fail("a worker did not stop cleanly", 0);
+			fail("a worker did not stop cleanly, or worker 1 did "
+			     "not find the session",
+			     0);
+	}
+
+	/* The client says goodbye (DELETE): the session goes. */
+	err = sesh_session_delete(dom, sid);
+	if (err)
+		fail("sesh_session_delete", err);
+	{
+		size_t n;
+
+		err = sesh_session_count(dom, &n);
+		if (err || n != 0)
+			fail("sessions left after delete", err);
+		printf("demo: session deleted; %zu sessions left\n", n);
 	}
 
 	/*

@@ -508,6 +508,9 @@ echo "== demo"
 rc=$?
 check "the demo exits 0, quiet on stderr" succeeded
 check "the demo reports the killed worker dead" out_has 'dead'
+check "the demo's session outlives its creator" out_has 'lives on'
+check "another worker serves the session" out_has 'serves session'
+check "the owner check hides it from another user" out_has 'user mallory: no such'
 
 echo "test_cli: $pass passed, $fail failed"
 test "$fail" -eq 0
