@@ -529,7 +529,8 @@ SESH_API int sesh_ns_set_quota(sesh_t *d, size_t quota);
  * @param[in] d  handle.
  *
  * @return the number of dead processes whose slots were recovered (0 or
- * more), or -EINVAL, -EUCLEAN, -EIO, or an error of registering a forked
+ * more), or -EINVAL (@p d NULL), -EUCLEAN (the index is corrupt), -EIO (a
+ * liveness query failed), -ENOMEM, or an error of registering a forked
  * child.
  *
  * Context: any thread; blocking (takes every stripe lock in turn, one
@@ -562,7 +563,8 @@ typedef struct sesh_check {
  * @param[out] out  what was found.
  *
  * @return 0 if no invariant is broken, -EUCLEAN if some is (out says
- * which), or -EINVAL, or an error of registering a forked child.
+ * which), or -EINVAL (a NULL argument), -ENOMEM, or an error of
+ * registering a forked child.
  *
  * Context: any thread; blocking, O(sessions + blocks); not
  * async-signal-safe.
