@@ -344,9 +344,10 @@ typedef struct sesh_session {
  *   -E2BIG   @p meta_len is over the domain's max_metadata;
  *   -ENOSPC  the domain holds max_sessions sessions, the namespace is at
  *            its quota (sesh_ns_set_quota()), the namespace table is
- *            full, or the record allocator is out of blocks (retired
- *            blocks wait for a reader that has not left its read-side
- *            section; see sesh_recover());
+ *            full, or the record allocator stayed out of blocks for
+ *            0.25 s: retired blocks wait for a reader that does not
+ *            leave its read-side section (a process stopped, or killed
+ *            and not yet recovered: see sesh_recover());
  *   -EUCLEAN the index is corrupt;
  *   -EIO     getrandom(2) failed;
  *   or an error of registering a forked child (see sesh_info()).
@@ -418,12 +419,15 @@ SESH_API int sesh_session_touch(sesh_t *d, const char *id);
  *   -EINVAL  bad @p d, @p id or @p meta;
  *   -ENOENT  no such session, or idle past its TTL;
  *   -E2BIG   @p meta_len over max_metadata;
- *   -ENOSPC  the record allocator is out of blocks;
+ *   -ENOSPC  the record allocator stayed out of blocks for 0.25 s (as
+ *            for sesh_session_create());
+ *   -EAGAIN  while the update ran, the session was deleted and created
+ *            again with another user id, 16 times over; nothing changed;
  *   -EUCLEAN the index is corrupt;
  *   or an error of registering a forked child (see sesh_info()).
  *
- * Context: any thread; blocking (one bucket-stripe lock); not
- * async-signal-safe.
+ * Context: any thread; blocking (one bucket-stripe lock, and waits for
+ * readers when blocks run short); not async-signal-safe.
  */
 SESH_API int sesh_session_update(sesh_t *d, const char *id, const void *meta,
 				 size_t meta_len);

@@ -35,6 +35,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -53,6 +54,13 @@ static inline void point(enum idx_point p)
 
 /* Retired blocks a process collects before it tries to free them. */
 #define IDX_RECLAIM_BATCH 32u
+
+/* How long an allocation waits for readers to leave their sections
+ * before it gives up with -ENOSPC. */
+#define IDX_ALLOC_WAIT_MS 250
+
+/* Updates that lose a race with a re-create before giving up. */
+#define IDX_UPDATE_TRIES 16
 
 /* Buckets a list walk copies per read-side section. */
 #define IDX_WALK_BUCKETS 64u
@@ -627,21 +635,44 @@ static void blk_set(const struct shm_seg *s, uint64_t off, uint64_t word)
 		atomic_store_explicit(w, word, memory_order_relaxed);
 }
 
-/* A block for a record with `data` bytes after its header, owned by us.
- * Reclaims and sweeps once before giving up with -ENOSPC. */
+/*
+ * A block for a record with `data` bytes after its header, owned by us.
+ * Called with no lock held. When the class is dry, its blocks are waiting
+ * out grace periods: usually behind a reader that was preempted inside
+ * its section (more busy processes than cores), which runs again within
+ * a scheduling quantum. So reclaim, sweep and try again, backing off from
+ * a yield to sleeps that double, for up to IDX_ALLOC_WAIT_MS in all; only
+ * a reader that stays inside (stopped, or dead and not yet recovered)
+ * makes this -ENOSPC.
+ */
 static int rec_alloc(struct sesh *d, uint64_t data, uint64_t owner,
 		     uint64_t *off)
 {
 	int c = shm_class_for(&d->seg.geom, SHM_RECORD_HDR + data);
+	long waited_ms = 0, step_ms = 1;
 	int64_t o;
 
 	if (c < 0)
 		return c;
-	o = shm_alloc(&d->seg, &d->alloc, (unsigned)c, owner);
-	if (o == -ENOSPC) {
-		gc_reclaim(&d->seg, &d->alloc);
-		(void)gc_sweep(&d->seg, c);
+	for (;;) {
 		o = shm_alloc(&d->seg, &d->alloc, (unsigned)c, owner);
+		if (o != -ENOSPC)
+			break;
+		gc_reclaim(&d->seg, &d->alloc);
+		if (gc_sweep(&d->seg, c) > 0)
+			continue;
+		if (waited_ms >= IDX_ALLOC_WAIT_MS)
+			break;
+		if (waited_ms == 0 && step_ms == 1) {
+			sched_yield();
+			step_ms = 0;
+			continue;
+		}
+		step_ms = step_ms ? 2 * step_ms : 1;
+		nanosleep(&(struct timespec){.tv_sec = 0,
+					     .tv_nsec = step_ms * 1000000},
+			  NULL);
+		waited_ms += step_ms;
 	}
 	if (o < 0)
 		return (int)o;
@@ -880,6 +911,27 @@ static int write_find(struct sesh *d, const char *id, struct key *k,
 	return rc;
 }
 
+/* The length of a session's user id, read without locking (to size the
+ * copy an update builds before it takes the lock). */
+static int user_len_of(struct sesh *d, const char *id, size_t *ulen)
+{
+	struct gc_thread_reader *tr;
+	struct idx_view v;
+	_Atomic uint64_t *link;
+	struct key k;
+	int rc = read_begin(d, id, &k, &tr);
+
+	if (rc < 0)
+		return rc;
+	rc = chain_find(&d->seg, &k, &v, &link);
+	if (rc == 1 && !expired(&v, coarse_now()))
+		*ulen = v.user_len;
+	else if (rc >= 0)
+		rc = -ENOENT;
+	gc_read_unlock(tr);
+	return rc < 0 ? rc : 0;
+}
+
 int sesh_session_update(sesh_t *d, const char *id, const void *meta,
 			size_t meta_len)
 {
@@ -889,27 +941,46 @@ int sesh_session_update(sesh_t *d, const char *id, const void *meta,
 	struct idx_rec *r;
 	uint64_t owner, off;
 	struct key k;
-	int rc;
+	size_t ulen = 0, len;
+	int rc, tries;
 
-	if (d == NULL || (meta == NULL && meta_len > 0))
+	if (d == NULL || (meta == NULL && meta_len > 0) || !id_ok(id, &len))
 		return -EINVAL;
 	if (meta_len > d->seg.geom.max_metadata)
 		return -E2BIG;
-	rc = write_find(d, id, &k, &old, &link, &owner);
-	if (rc <= 0)
-		return rc == 0 ? -ENOENT : rc;
-	point(IDX_P_UPDATE_LOCKED);
+	for (tries = 0; tries < IDX_UPDATE_TRIES; tries++) {
+		/* The new record is allocated before the lock is taken, so
+		 * a wait for blocks never holds up the stripe. Its size
+		 * depends on the user id, which a re-create may change in
+		 * between: then start over. */
+		rc = user_len_of(d, id, &ulen);
+		if (rc < 0)
+			return rc;
+		rc = shm_owner_word(d, &owner);
+		if (rc < 0)
+			return rc;
+		rc = rec_alloc(d, len + ulen + meta_len, owner, &off);
+		if (rc < 0)
+			return rc;
+		r = rec_ptr(&d->seg, off);
+		if (r == NULL)
+			return -EUCLEAN;
+		rc = write_find(d, id, &k, &old, &link, &owner);
+		if (rc <= 0) {
+			shm_free_unpublished(&d->seg, off, owner);
+			return rc == 0 ? -ENOENT : rc;
+		}
+		point(IDX_P_UPDATE_LOCKED);
+		if (old.user_len == ulen)
+			break;
+		idx_stripe_unlock(&d->seg, k.stripe);
+		shm_free_unpublished(&d->seg, off, owner);
+	}
+	if (tries == IDX_UPDATE_TRIES)
+		return -EAGAIN;
+	rc = 0;
 	if (expired(&old, coarse_now())) {
 		rc = -ENOENT;
-		goto out;
-	}
-	rc = rec_alloc(d, (uint64_t)old.id_len + old.user_len + meta_len,
-		       owner, &off);
-	if (rc < 0)
-		goto out;
-	r = rec_ptr(&d->seg, off);
-	if (r == NULL) {
-		rc = -EUCLEAN;
 		goto out;
 	}
 	n.ns = old.ns;
@@ -933,6 +1004,8 @@ out:
 	point(IDX_P_UPDATE_UNLOCKED);
 	if (rc == 0)
 		retire(d, old.off);
+	else
+		shm_free_unpublished(&d->seg, off, owner);
 	return rc;
 }
 

@@ -97,7 +97,7 @@ static bool place(struct shm_geom *g, unsigned r, uint64_t bytes, uint64_t *at)
  * blocks waiting out their grace period. */
 static uint64_t class_cap(uint64_t max_sessions)
 {
-	return max_sessions + max_sessions / 8 + 64;
+	return max_sessions + max_sessions / 8 + 256;
 }
 
 /* The index: a header page, the namespace table, the stripe locks and
