@@ -295,7 +295,8 @@ SESH_API int sesh_proc_list(sesh_t *d, sesh_proc_fn fn, void *arg);
  * Sessions
  *
  * A session lives in the namespace of the handle that created it and is
- * seen only through handles bound to that namespace. Ids and user ids are
+ * seen only through handles bound to that namespace. A domain holds up to
+ * 256 namespaces; one takes its entry with its first session (or quota). Ids and user ids are
  * 1..128 bytes of printable ASCII (0x21-0x7E). Times are nanoseconds of
  * CLOCK_REALTIME; last-seen times are kept at the resolution of
  * CLOCK_REALTIME_COARSE (a few milliseconds).
