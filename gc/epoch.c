@@ -235,24 +235,26 @@ void gc_reclaim(const struct shm_seg *s, struct shm_alloc_local *l)
 	pthread_mutex_unlock(&l->lock);
 }
 
+struct sweep {
+	uint64_t oldest, freed;
+};
+
+static void sweep_one(_Atomic uint64_t *w, uint64_t v, unsigned c, uint64_t k,
+		      void *arg)
+{
+	struct sweep *sw = arg;
+
+	(void)c;
+	(void)k;
+	if (SHM_BLK_STATE(v) == SHM_BLK_RETIRED && SHM_BLK_TAG(v) < sw->oldest &&
+	    free_retired(w, v))
+		sw->freed++;
+}
+
 uint64_t gc_sweep(const struct shm_seg *s, int c)
 {
-	uint64_t oldest = gc_oldest_reader(s), freed = 0, k;
-	unsigned first = c < 0 ? 0 : (unsigned)c;
-	unsigned last = c < 0 ? s->geom.nclasses : (unsigned)c + 1;
+	struct sweep sw = {gc_oldest_reader(s), 0};
 
-	for (; first < last && first < s->geom.nclasses; first++) {
-		for (k = 0; k < s->geom.cls[first].cap; k++) {
-			_Atomic uint64_t *w = shm_class_word(s, first, k);
-			uint64_t v;
-
-			if (w == NULL)
-				break;
-			v = atomic_load_explicit(w, memory_order_relaxed);
-			if (SHM_BLK_STATE(v) == SHM_BLK_RETIRED &&
-			    SHM_BLK_TAG(v) < oldest && free_retired(w, v))
-				freed++;
-		}
-	}
-	return freed;
+	shm_blk_each(s, c, sweep_one, &sw);
+	return sw.freed;
 }

@@ -25,17 +25,14 @@
 
 /* Retire block k of class c if it is still `word` (OWNED by the dead),
  * after settling under its stripe's lock that no chain links it. */
-static void recover_block(const struct shm_seg *s, unsigned c, uint64_t k,
-			  uint64_t word)
+static void recover_block(const struct shm_seg *s, _Atomic uint64_t *w,
+			  unsigned c, uint64_t k, uint64_t word)
 {
 	uint64_t off = s->geom.cls[c].blocks + k * s->geom.cls[c].size;
-	_Atomic uint64_t *w = shm_class_word(s, c, k);
 	struct idx_view v;
 	uint32_t st = 0;
 	bool locked = false;
 
-	if (w == NULL)
-		return;
 	/* A block whose contents are not a valid record was never linked
 	 * (records are complete before they are linked): no lock needed. */
 	if (idx_view(s, off, &v)) {
@@ -54,12 +51,27 @@ static void recover_block(const struct shm_seg *s, unsigned c, uint64_t k,
 		idx_stripe_unlock(s, st);
 }
 
+/* What a block walk of recovery or of the check carries along. */
+struct walk_ctx {
+	sesh_t *d;
+	uint8_t *cache; /* shm_owner_dead()'s answers */
+	sesh_check_t *out;
+};
+
+static void recover_one(_Atomic uint64_t *w, uint64_t v, unsigned c,
+			uint64_t k, void *arg)
+{
+	struct walk_ctx *x = arg;
+
+	if (SHM_BLK_STATE(v) == SHM_BLK_OWNED &&
+	    shm_owner_dead(x->d, v, x->cache))
+		recover_block(&x->d->seg, w, c, k, v);
+}
+
 int sesh_recover(sesh_t *d)
 {
+	struct walk_ctx x = {0};
 	const struct shm_seg *s;
-	uint8_t *cache;
-	unsigned c;
-	uint64_t k;
 	int n, rc;
 
 	if (d == NULL)
@@ -77,23 +89,12 @@ int sesh_recover(sesh_t *d)
 	if (rc < 0)
 		return rc;
 
-	cache = calloc(s->geom.max_procs, 1);
-	if (cache == NULL)
+	x.d = d;
+	x.cache = calloc(s->geom.max_procs, 1);
+	if (x.cache == NULL)
 		return -ENOMEM;
-	for (c = 0; c < s->geom.nclasses; c++) {
-		for (k = 0; k < s->geom.cls[c].cap; k++) {
-			_Atomic uint64_t *w = shm_class_word(s, c, k);
-			uint64_t v;
-
-			if (w == NULL)
-				break;
-			v = atomic_load_explicit(w, memory_order_relaxed);
-			if (SHM_BLK_STATE(v) == SHM_BLK_OWNED &&
-			    shm_owner_dead(d, v, cache))
-				recover_block(s, c, k, v);
-		}
-	}
-	free(cache);
+	shm_blk_each(s, -1, recover_one, &x);
+	free(x.cache);
 	gc_reclaim(s, &d->alloc);
 	(void)gc_sweep(s, -1);
 	return n;
@@ -121,10 +122,8 @@ static void problem(sesh_check_t *out, const char *fmt, ...)
 static void check_chain(const struct shm_seg *s, uint64_t b, uint64_t *counts,
 			sesh_check_t *out)
 {
-	_Atomic uint64_t *l = idx_bucket(s, b);
-	uint64_t seen[64], off, n, i, size;
+	uint64_t seen[64], off = idx_head(s, b), n, i, size;
 
-	off = l ? atomic_load_explicit(l, memory_order_acquire) : 0;
 	for (n = 0; off != 0; n++) {
 		struct idx_view v;
 		struct idx_ns *e;
@@ -177,60 +176,51 @@ static void check_chain(const struct shm_seg *s, uint64_t b, uint64_t *counts,
 	}
 }
 
+static void check_one(_Atomic uint64_t *w, uint64_t v, unsigned c,
+		      uint64_t k, void *arg)
+{
+	struct walk_ctx *x = arg;
+	sesh_check_t *out = x->out;
+
+	(void)w;
+	switch (SHM_BLK_STATE(v)) {
+	case SHM_BLK_FREE:
+	case SHM_BLK_LIVE:
+		if (v != SHM_BLK_FREE && v != SHM_BLK_LIVE)
+			problem(out, "class %u block %llu: bad state word", c,
+				(unsigned long long)k);
+		if (SHM_BLK_STATE(v) == SHM_BLK_FREE)
+			out->blocks_free++;
+		else
+			out->blocks_live++;
+		break;
+	case SHM_BLK_RETIRED:
+		out->blocks_retired++;
+		break;
+	case SHM_BLK_OWNED:
+		if (shm_owner_dead(x->d, v, x->cache))
+			out->blocks_dead++;
+		else
+			out->blocks_owned++;
+		break;
+	default:
+		problem(out, "class %u block %llu: unknown state %u", c,
+			(unsigned long long)k, SHM_BLK_STATE(v));
+	}
+}
+
 /* Count the allocator's blocks by state; LIVE blocks must be exactly the
  * linked records. */
 static void check_blocks(sesh_t *d, sesh_check_t *out)
 {
-	const struct shm_seg *s = &d->seg;
-	uint8_t *cache = calloc(s->geom.max_procs, 1);
-	unsigned c;
-	uint64_t k;
+	struct walk_ctx x = {d, calloc(d->seg.geom.max_procs, 1), out};
 
-	if (cache == NULL) {
+	if (x.cache == NULL) {
 		problem(out, "out of memory checking the allocator");
 		return;
 	}
-	for (c = 0; c < s->geom.nclasses; c++) {
-		for (k = 0; k < s->geom.cls[c].cap; k++) {
-			_Atomic uint64_t *w = shm_class_word(s, c, k);
-			uint64_t v;
-
-			if (w == NULL)
-				break;
-			v = atomic_load_explicit(w, memory_order_relaxed);
-			switch (SHM_BLK_STATE(v)) {
-			case SHM_BLK_FREE:
-				if (v != 0)
-					problem(out, "class %u block %llu: "
-						     "bad state word",
-						c, (unsigned long long)k);
-				out->blocks_free++;
-				break;
-			case SHM_BLK_LIVE:
-				if (v != SHM_BLK_LIVE)
-					problem(out, "class %u block %llu: "
-						     "bad state word",
-						c, (unsigned long long)k);
-				out->blocks_live++;
-				break;
-			case SHM_BLK_RETIRED:
-				out->blocks_retired++;
-				break;
-			case SHM_BLK_OWNED:
-				if (shm_owner_dead(d, v, cache))
-					out->blocks_dead++;
-				else
-					out->blocks_owned++;
-				break;
-			default:
-				problem(out, "class %u block %llu: unknown "
-					     "state %u",
-					c, (unsigned long long)k,
-					SHM_BLK_STATE(v));
-			}
-		}
-	}
-	free(cache);
+	shm_blk_each(&d->seg, -1, check_one, &x);
+	free(x.cache);
 	if (out->blocks_live != out->sessions)
 		problem(out, "%zu blocks are LIVE but %zu records are linked",
 			out->blocks_live, out->sessions);

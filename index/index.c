@@ -207,10 +207,7 @@ static void stripe_repair(const void *arg, uint32_t i)
 	uint64_t b, n;
 
 	for (b = i; b < s->geom.nbuckets; b += s->geom.nstripes) {
-		_Atomic uint64_t *link = idx_bucket(s, b);
-		uint64_t off = link ? atomic_load_explicit(
-					      link, memory_order_acquire)
-				    : 0;
+		uint64_t off = idx_head(s, b);
 
 		for (n = 0; off != 0 && n < IDX_CHAIN_MAX; n++) {
 			struct idx_view v;
@@ -281,10 +278,7 @@ void idx_recount_locked(const struct shm_seg *s)
 	uint32_t i;
 
 	for (b = 0; b < s->geom.nbuckets; b++) {
-		_Atomic uint64_t *link = idx_bucket(s, b);
-		uint64_t off = link ? atomic_load_explicit(
-					      link, memory_order_acquire)
-				    : 0;
+		uint64_t off = idx_head(s, b);
 
 		for (n = 0; off != 0 && n < IDX_CHAIN_MAX; n++) {
 			struct idx_view v;
@@ -433,6 +427,18 @@ out:
 	if (rc >= 0)
 		atomic_store_explicit(&d->ns_idx, rc, memory_order_relaxed);
 	return rc;
+}
+
+/* The handle's namespace entry, created if missing: its index, and the
+ * entry in *e. */
+static int ns_make(struct sesh *d, struct idx_ns **e)
+{
+	int ns = ns_resolve(d, true);
+
+	if (ns < 0)
+		return ns;
+	*e = idx_ns_entry(&d->seg, (uint32_t)ns);
+	return *e ? ns : -EUCLEAN;
 }
 
 /* CLOCK_REALTIME_COARSE: a vDSO read, no system call. */
@@ -817,12 +823,9 @@ int sesh_session_create(sesh_t *d, const char *id, const char *user,
 	rc = shm_owner_word(d, &owner);
 	if (rc < 0)
 		return rc;
-	ns = ns_resolve(d, true);
+	ns = ns_make(d, &e);
 	if (ns < 0)
 		return ns;
-	e = idx_ns_entry(&d->seg, (uint32_t)ns);
-	if (e == NULL)
-		return -EUCLEAN;
 	key_make(&d->seg, &k, (uint16_t)ns, id, n.id_len);
 
 	n.ns = (uint16_t)ns;
@@ -1082,12 +1085,9 @@ int sesh_ns_set_quota(sesh_t *d, size_t quota)
 	rc = shm_ensure_registered(d);
 	if (rc < 0)
 		return rc;
-	ns = ns_resolve(d, true);
+	ns = ns_make(d, &e);
 	if (ns < 0)
 		return ns;
-	e = idx_ns_entry(&d->seg, (uint32_t)ns);
-	if (e == NULL)
-		return -EUCLEAN;
 	atomic_store_explicit(&e->quota, quota, memory_order_relaxed);
 	return 0;
 }
@@ -1167,9 +1167,7 @@ static int walk_batch(struct sesh *d, const struct walk *w, uint16_t ns,
 	if (rc < 0)
 		return rc;
 	for (b = b0; b < b1 && rc == 0; b++) {
-		_Atomic uint64_t *l = idx_bucket(&d->seg, b);
-
-		off = l ? atomic_load_explicit(l, memory_order_acquire) : 0;
+		off = idx_head(&d->seg, b);
 		for (n = 0; off != 0 && rc == 0; n++) {
 			struct idx_view v;
 

@@ -125,6 +125,16 @@ struct idx_hdr *idx_hdr(const struct shm_seg *s);
 struct idx_ns *idx_ns_entry(const struct shm_seg *s, uint32_t i);
 _Atomic uint64_t *idx_bucket(const struct shm_seg *s, uint64_t b);
 
+/* The first record of chain b (0 if empty or b is out of range). Acquire:
+ * pairs with the release store that linked it, so its contents are
+ * complete. */
+static inline uint64_t idx_head(const struct shm_seg *s, uint64_t b)
+{
+	_Atomic uint64_t *l = idx_bucket(s, b);
+
+	return l ? atomic_load_explicit(l, memory_order_acquire) : 0;
+}
+
 /* Load and check the record at `off`; false if it is not a valid record
  * (then *v is unusable). */
 bool idx_view(const struct shm_seg *s, uint64_t off, struct idx_view *v);

@@ -114,3 +114,21 @@ void shm_free_unpublished(struct shm_seg *s, uint64_t off, uint64_t owner)
 			w, &owner, SHM_BLK_FREE, memory_order_release,
 			memory_order_relaxed);
 }
+
+void shm_blk_each(const struct shm_seg *s, int c, shm_blk_fn fn, void *arg)
+{
+	unsigned first = c < 0 ? 0 : (unsigned)c;
+	unsigned last = c < 0 ? s->geom.nclasses : (unsigned)c + 1;
+	uint64_t k;
+
+	for (; first < last && first < s->geom.nclasses; first++) {
+		for (k = 0; k < s->geom.cls[first].cap; k++) {
+			_Atomic uint64_t *w = shm_class_word(s, first, k);
+
+			if (w == NULL)
+				break;
+			fn(w, atomic_load_explicit(w, memory_order_relaxed),
+			   first, k, arg);
+		}
+	}
+}

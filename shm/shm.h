@@ -432,6 +432,12 @@ int64_t shm_alloc(struct shm_seg *s, struct shm_alloc_local *l, unsigned c,
 /* Give back a block we own that no reader ever saw (OWNED -> FREE). */
 void shm_free_unpublished(struct shm_seg *s, uint64_t off, uint64_t owner);
 
+/* Call fn(word, its value now, class, index, arg) for every block of
+ * class c (every class if c < 0), in order. */
+typedef void (*shm_blk_fn)(_Atomic uint64_t *w, uint64_t v, unsigned c,
+			   uint64_t k, void *arg);
+void shm_blk_each(const struct shm_seg *s, int c, shm_blk_fn fn, void *arg);
+
 /* State word k of class c, or NULL if out of range. */
 _Atomic uint64_t *shm_class_word(const struct shm_seg *s, unsigned c,
 				 uint64_t k);
