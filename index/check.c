@@ -58,8 +58,8 @@ struct walk_ctx {
 	sesh_check_t *out;
 };
 
-static void recover_one(_Atomic uint64_t *w, uint64_t v, unsigned c,
-			uint64_t k, void *arg)
+static void recover_one(_Atomic uint64_t *w, uint64_t v, unsigned c, uint64_t k,
+			void *arg)
 {
 	struct walk_ctx *x = arg;
 
@@ -130,33 +130,38 @@ static void check_chain(const struct shm_seg *s, uint64_t b, uint64_t *counts,
 		_Atomic uint64_t *w;
 
 		if (n == IDX_CHAIN_MAX) {
-			problem(out, "bucket %llu: chain longer than %u "
-				     "(a cycle?)",
+			problem(out,
+				"bucket %llu: chain longer than %u "
+				"(a cycle?)",
 				(unsigned long long)b, IDX_CHAIN_MAX);
 			return;
 		}
 		if (!idx_view(s, off, &v)) {
-			problem(out, "bucket %llu: offset %#llx is not a valid "
-				     "record",
+			problem(out,
+				"bucket %llu: offset %#llx is not a valid "
+				"record",
 				(unsigned long long)b, (unsigned long long)off);
 			return;
 		}
 		if ((v.hash & (s->geom.nbuckets - 1)) != b ||
 		    idx_hash(s->geom.hash_key, v.ns, v.id, v.id_len) != v.hash)
-			problem(out, "bucket %llu: record %#llx hashes "
-				     "elsewhere",
+			problem(out,
+				"bucket %llu: record %#llx hashes "
+				"elsewhere",
 				(unsigned long long)b, (unsigned long long)off);
 		e = idx_ns_entry(s, v.ns);
-		if (e == NULL || atomic_load_explicit(&e->state,
-						      memory_order_acquire) !=
-					 IDX_NS_READY)
+		if (e == NULL ||
+		    atomic_load_explicit(&e->state, memory_order_acquire) !=
+			    IDX_NS_READY)
 			problem(out, "record %#llx: namespace %u is not in use",
 				(unsigned long long)off, v.ns);
 		w = shm_blk_word(s, off, &size);
-		if (w == NULL || atomic_load_explicit(w, memory_order_relaxed) !=
-					 SHM_BLK_LIVE)
-			problem(out, "record %#llx: linked but its block is "
-				     "not LIVE",
+		if (w == NULL ||
+		    atomic_load_explicit(w, memory_order_relaxed) !=
+			    SHM_BLK_LIVE)
+			problem(out,
+				"record %#llx: linked but its block is "
+				"not LIVE",
 				(unsigned long long)off);
 		for (i = 0; i < n && i < 64; i++) {
 			struct idx_view o;
@@ -164,8 +169,9 @@ static void check_chain(const struct shm_seg *s, uint64_t b, uint64_t *counts,
 			if (idx_view(s, seen[i], &o) && o.ns == v.ns &&
 			    o.id_len == v.id_len &&
 			    memcmp(o.id, v.id, v.id_len) == 0)
-				problem(out, "bucket %llu: session id stored "
-					     "twice",
+				problem(out,
+					"bucket %llu: session id stored "
+					"twice",
 					(unsigned long long)b);
 		}
 		if (n < 64)
@@ -176,8 +182,8 @@ static void check_chain(const struct shm_seg *s, uint64_t b, uint64_t *counts,
 	}
 }
 
-static void check_one(_Atomic uint64_t *w, uint64_t v, unsigned c,
-		      uint64_t k, void *arg)
+static void check_one(_Atomic uint64_t *w, uint64_t v, unsigned c, uint64_t k,
+		      void *arg)
 {
 	struct walk_ctx *x = arg;
 	sesh_check_t *out = x->out;
@@ -269,8 +275,9 @@ int sesh_check(sesh_t *d, sesh_check_t *out)
 		if (atomic_load_explicit(&e->state, memory_order_acquire) !=
 		    IDX_NS_READY) {
 			if (counts[i] != 0)
-				problem(out, "namespace %u: free but has "
-					     "sessions",
+				problem(out,
+					"namespace %u: free but has "
+					"sessions",
 					i);
 			continue;
 		}

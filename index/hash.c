@@ -18,22 +18,22 @@ static inline uint64_t rotl(uint64_t x, int b)
 	return (x << b) | (x >> (64 - b));
 }
 
-#define SIPROUND(v0, v1, v2, v3)                                              \
-	do {                                                                  \
-		v0 += v1;                                                     \
-		v1 = rotl(v1, 13);                                            \
-		v1 ^= v0;                                                     \
-		v0 = rotl(v0, 32);                                            \
-		v2 += v3;                                                     \
-		v3 = rotl(v3, 16);                                            \
-		v3 ^= v2;                                                     \
-		v0 += v3;                                                     \
-		v3 = rotl(v3, 21);                                            \
-		v3 ^= v0;                                                     \
-		v2 += v1;                                                     \
-		v1 = rotl(v1, 17);                                            \
-		v1 ^= v2;                                                     \
-		v2 = rotl(v2, 32);                                            \
+#define SIPROUND(v0, v1, v2, v3)                                               \
+	do {                                                                   \
+		v0 += v1;                                                      \
+		v1 = rotl(v1, 13);                                             \
+		v1 ^= v0;                                                      \
+		v0 = rotl(v0, 32);                                             \
+		v2 += v3;                                                      \
+		v3 = rotl(v3, 16);                                             \
+		v3 ^= v2;                                                      \
+		v0 += v3;                                                      \
+		v3 = rotl(v3, 21);                                             \
+		v3 ^= v0;                                                      \
+		v2 += v1;                                                      \
+		v1 = rotl(v1, 17);                                             \
+		v1 ^= v2;                                                      \
+		v2 = rotl(v2, 32);                                             \
 	} while (0)
 
 /* SipHash-1-3 of the id under the domain's key with the namespace folded
@@ -56,7 +56,7 @@ uint64_t idx_hash(const uint64_t key[2], uint16_t ns, const char *id,
 		SIPROUND(v0, v1, v2, v3);
 		v0 ^= m;
 	}
-	m = (uint64_t)len << 56;	  /* the length byte, */
+	m = (uint64_t)len << 56;     /* the length byte, */
 	memcpy(&m, id + i, len - i); /* under it the tail */
 	v3 ^= m;
 	SIPROUND(v0, v1, v2, v3);

@@ -184,8 +184,9 @@ int idx_format(const struct shm_seg *s)
 /* A robust lock: on EOWNERDEAD run `repair` (with the lock held), then
  * mark the lock consistent. Never unlocked without that, so it never
  * becomes unrecoverable. */
-static int robust_lock(pthread_mutex_t *m, void (*repair)(const void *, uint32_t),
-		       const void *arg, uint32_t i)
+static int robust_lock(pthread_mutex_t *m,
+		       void (*repair)(const void *, uint32_t), const void *arg,
+		       uint32_t i)
 {
 	int rc = pthread_mutex_lock(m);
 
@@ -452,8 +453,8 @@ static int64_t coarse_now(void)
 
 static bool idle_for(const struct idx_view *v, int64_t now, uint64_t idle_ns)
 {
-	int64_t seen = atomic_load_explicit(&v->r->last_seen_ns,
-					    memory_order_relaxed);
+	int64_t seen =
+		atomic_load_explicit(&v->r->last_seen_ns, memory_order_relaxed);
 
 	return now > seen && (uint64_t)(now - seen) > idle_ns;
 }
@@ -527,8 +528,8 @@ static int chain_find(const struct shm_seg *s, const struct key *k,
 	return 0;
 }
 
-static void copy_out(const struct idx_view *v, sesh_session_t *out,
-		     void *meta, size_t meta_cap)
+static void copy_out(const struct idx_view *v, sesh_session_t *out, void *meta,
+		     size_t meta_cap)
 {
 	if (out != NULL) {
 		memcpy(out->id, v->id, v->id_len);
@@ -536,16 +537,16 @@ static void copy_out(const struct idx_view *v, sesh_session_t *out,
 		memcpy(out->user, v->user, v->user_len);
 		out->user[v->user_len] = '\0';
 		out->created_ns = v->created_ns;
-		out->last_seen_ns = atomic_load_explicit(
-			&v->r->last_seen_ns, memory_order_relaxed);
+		out->last_seen_ns = atomic_load_explicit(&v->r->last_seen_ns,
+							 memory_order_relaxed);
 		out->ttl_s = v->ttl_s;
-		out->last_event_id = atomic_load_explicit(
-			&v->r->last_event_id, memory_order_relaxed);
+		out->last_event_id = atomic_load_explicit(&v->r->last_event_id,
+							  memory_order_relaxed);
 		out->meta_len = v->meta_len;
 	}
 	if (meta != NULL && meta_cap > 0)
-		memcpy(meta, v->meta, meta_cap < v->meta_len ? meta_cap
-							     : v->meta_len);
+		memcpy(meta, v->meta,
+		       meta_cap < v->meta_len ? meta_cap : v->meta_len);
 }
 
 /* Resolve the namespace and enter a read-side section, for get/touch. */
@@ -584,8 +585,8 @@ int sesh_session_get(sesh_t *d, const char *id, const char *user,
 		rc = 0;
 		/* Expired and foreign look the same as missing. */
 		if (expired(&v, coarse_now()) ||
-		    (user != NULL && (v.user_len != ulen ||
-				      memcmp(v.user, user, ulen) != 0)))
+		    (user != NULL &&
+		     (v.user_len != ulen || memcmp(v.user, user, ulen) != 0)))
 			rc = -ENOENT;
 		else
 			copy_out(&v, out, meta, meta_cap);
@@ -714,9 +715,9 @@ static int count_take(const struct shm_seg *s, struct idx_ns *e)
 	do {
 		if (q != 0 && c >= q)
 			return -ENOSPC;
-	} while (!atomic_compare_exchange_weak_explicit(
-		&e->count, &c, c + 1, memory_order_relaxed,
-		memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(&e->count, &c, c + 1,
+							memory_order_relaxed,
+							memory_order_relaxed));
 	c = atomic_load_explicit(&h->total, memory_order_relaxed);
 	do {
 		if (c >= s->geom.max_sessions) {
@@ -724,9 +725,9 @@ static int count_take(const struct shm_seg *s, struct idx_ns *e)
 						  memory_order_relaxed);
 			return -ENOSPC;
 		}
-	} while (!atomic_compare_exchange_weak_explicit(
-		&h->total, &c, c + 1, memory_order_relaxed,
-		memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(&h->total, &c, c + 1,
+							memory_order_relaxed,
+							memory_order_relaxed));
 	return 0;
 }
 
@@ -787,8 +788,7 @@ static void rec_fill(struct idx_rec *r, const struct new_rec *n)
 	if (n->user_len)
 		memcpy(r->data + n->id_len, n->user, n->user_len);
 	if (n->meta_len)
-		memcpy(r->data + n->id_len + n->user_len, n->meta,
-		       n->meta_len);
+		memcpy(r->data + n->id_len + n->user_len, n->meta, n->meta_len);
 	r->magic = IDX_REC_MAGIC;
 }
 
@@ -1205,10 +1205,10 @@ static int walk(struct sesh *d, struct walk *w, sesh_visit_fn fn, void *arg)
 		b.n = 0;
 		b.meta_used = 0;
 		w->now = coarse_now();
-		rc = walk_batch(d, w, (uint16_t)ns, b0,
-				b0 + IDX_WALK_BUCKETS < nb ? b0 + IDX_WALK_BUCKETS
-							   : nb,
-				&b);
+		rc = walk_batch(
+			d, w, (uint16_t)ns, b0,
+			b0 + IDX_WALK_BUCKETS < nb ? b0 + IDX_WALK_BUCKETS : nb,
+			&b);
 		for (i = 0; i < b.n && rc == 0; i++)
 			rc = fn(&b.s[i], b.meta + b.meta_at[i], arg);
 	}
@@ -1218,8 +1218,7 @@ static int walk(struct sesh *d, struct walk *w, sesh_visit_fn fn, void *arg)
 	return rc;
 }
 
-int sesh_session_list(sesh_t *d, const char *user, sesh_visit_fn fn,
-		      void *arg)
+int sesh_session_list(sesh_t *d, const char *user, sesh_visit_fn fn, void *arg)
 {
 	struct walk w = {.kind = WALK_LIST, .user = user};
 

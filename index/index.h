@@ -25,7 +25,7 @@
 #include "shm/shm.h"
 
 #define IDX_MAGIC     0x5844494853455331ull /* "1SESHIDX" */
-#define IDX_REC_MAGIC 0x43455253u	     /* "SREC" */
+#define IDX_REC_MAGIC 0x43455253u	    /* "SREC" */
 
 /* Longest chain a walk follows before calling the index corrupt: with a
  * keyed hash and at most one session per bucket on average, a chain this

@@ -78,7 +78,8 @@ int64_t shm_alloc(struct shm_seg *s, struct shm_alloc_local *l, unsigned c,
 	if (start == 0) /* first use: spread processes over the class */
 		start = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull >> 20;
 	start %= cl->cap;
-	for (i = 0, k = start; i < cl->cap; i++, k = k + 1 < cl->cap ? k + 1 : 0) {
+	for (i = 0, k = start; i < cl->cap;
+	     i++, k = k + 1 < cl->cap ? k + 1 : 0) {
 		_Atomic uint64_t *w = shm_class_word(s, c, k);
 		uint64_t v;
 

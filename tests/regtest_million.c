@@ -20,15 +20,16 @@
 
 #include "sesh.h"
 
-#define N	      1000000u
-#define OVERHEAD_MAX  512.0
+#define N	     1000000u
+#define OVERHEAD_MAX 512.0
 
 static int failures;
 
 #define CHECK(cond, ...)                                                       \
 	do {                                                                   \
 		if (!(cond)) {                                                 \
-			fprintf(stderr, "regtest_million: FAIL: " __VA_ARGS__); \
+			fprintf(stderr,                                        \
+				"regtest_million: FAIL: " __VA_ARGS__);        \
 			fputc('\n', stderr);                                   \
 			failures++;                                            \
 		}                                                              \
