@@ -486,6 +486,15 @@ static void key_make(const struct shm_seg *s, struct key *k, uint16_t ns,
 	k->stripe = (uint32_t)(k->bucket & (s->geom.nstripes - 1));
 }
 
+/* The record block at `off`, or NULL if `off` is not the start of a
+ * block. Nothing in it is checked yet (idx_view() does that). */
+static struct idx_rec *rec_ptr(const struct shm_seg *s, uint64_t off)
+{
+	uint64_t size = shm_blk_size(s, off);
+
+	return size ? shm_ptr(s, SHM_R_BLOCKS, off, size, SHM_CACHELINE) : NULL;
+}
+
 /*
  * Find a key's record in its chain. On 1, *v is the record and *link the
  * word that points at it (the bucket or the predecessor's `next`).
@@ -504,13 +513,10 @@ static int chain_find(const struct shm_seg *s, const struct key *k,
 	 * that linked the record, so its contents are complete. */
 	off = atomic_load_explicit(l, memory_order_acquire);
 	for (n = 0; off != 0; n++) {
-		uint64_t size = shm_blk_size(s, off);
-		struct idx_rec *r;
-
 		/* Only the hash of a record that is not ours: check just
 		 * what that needs, the rest when the hash matches. */
-		r = size ? shm_ptr(s, SHM_R_BLOCKS, off, size, SHM_CACHELINE)
-			 : NULL;
+		struct idx_rec *r = rec_ptr(s, off);
+
 		if (n == IDX_CHAIN_MAX || r == NULL)
 			return -EUCLEAN;
 		if (r->hash == k->hash) {
@@ -685,15 +691,6 @@ static int rec_alloc(struct sesh *d, uint64_t data, uint64_t owner,
 		return (int)o;
 	*off = (uint64_t)o;
 	return 0;
-}
-
-static struct idx_rec *rec_ptr(const struct shm_seg *s, uint64_t off)
-{
-	uint64_t size;
-
-	if (shm_blk_word(s, off, &size) == NULL)
-		return NULL;
-	return shm_ptr(s, SHM_R_BLOCKS, off, size, SHM_CACHELINE);
 }
 
 /* After an unlink: retire the old block; now and then free what is past
@@ -951,15 +948,15 @@ int sesh_session_update(sesh_t *d, const char *id, const void *meta,
 		return -EINVAL;
 	if (meta_len > d->seg.geom.max_metadata)
 		return -E2BIG;
+	rc = shm_owner_word(d, &owner);
+	if (rc < 0)
+		return rc;
 	for (tries = 0; tries < IDX_UPDATE_TRIES; tries++) {
 		/* The new record is allocated before the lock is taken, so
 		 * a wait for blocks never holds up the stripe. Its size
 		 * depends on the user id, which a re-create may change in
 		 * between: then start over. */
 		rc = user_len_of(d, id, &ulen);
-		if (rc < 0)
-			return rc;
-		rc = shm_owner_word(d, &owner);
 		if (rc < 0)
 			return rc;
 		rc = rec_alloc(d, len + ulen + meta_len, owner, &off);

@@ -121,11 +121,11 @@ static bool layout_index(struct shm_geom *g, uint64_t *at)
 	       place(g, SHM_R_INDEX, o - *at, at);
 }
 
-/* The allocator: a page of per-class state, then per class its state
- * words and its blocks, each page-aligned. */
+/* The allocator: per class its state words and its blocks, each
+ * page-aligned, the blocks aligned to their size. */
 static bool layout_blocks(struct shm_geom *g, uint64_t *at)
 {
-	uint64_t o = *at + SHM_PAGE, size = SHM_CLASS_MIN, bytes, largest;
+	uint64_t o = *at, size = SHM_CLASS_MIN, bytes, largest;
 
 	if (!add_ok(g->max_metadata, SHM_RECORD_MAX(0), &largest))
 		return false;

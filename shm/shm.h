@@ -215,8 +215,7 @@ struct shm_geom {
 	uint32_t nstripes;    /* a power of two <= SHM_STRIPES_MAX */
 	uint32_t nclasses;
 	uint64_t hash_key[2];
-	/* inside SHM_R_BLOCKS, after its first page (struct shm_class_hot
-	 * per class) */
+	/* inside SHM_R_BLOCKS */
 	struct shm_class cls[SHM_CLASSES_MAX];
 };
 
@@ -377,13 +376,6 @@ static inline uint64_t shm_blk_retired(uint64_t tag)
 {
 	return (tag << 4) | SHM_BLK_RETIRED;
 }
-
-/* Mutable per-class state, a cache line each, in the first page of
- * SHM_R_BLOCKS. */
-struct shm_class_hot {
-	_Atomic uint64_t sweeps; /* full sweeps run, for statistics */
-	uint8_t pad[SHM_CACHELINE - 8];
-};
 
 /* Retired blocks this process remembers, to free them after their grace
  * period without sweeping; the state words in the segment are the truth,
