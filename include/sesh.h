@@ -81,12 +81,22 @@ typedef struct sesh_config {
 	/** Slots in the process registry: how many processes can be
 	 * attached at once; 1..SESH_MAX_PROCESSES. Default 1024. */
 	uint32_t max_processes;
+	/** How long a stream waits for a publisher that claimed space and
+	 * has not committed before treating the space as lost, in
+	 * milliseconds; 1..60000. A publisher known to be dead is not
+	 * waited for at all. Default 1000. */
+	uint32_t unblock_ms;
+	/** Streams (subscriptions) one process can have open at once;
+	 * 1..SESH_MAX_SUBSCRIPTIONS. Default 4096. */
+	uint32_t max_subscriptions;
 } sesh_config_t;
 
 /** Upper bound of sesh_config_t.max_sessions. */
 #define SESH_MAX_SESSIONS ((size_t)1 << 26)
 /** Upper bound of sesh_config_t.max_processes. */
 #define SESH_MAX_PROCESSES 65536u
+/** Upper bound of sesh_config_t.max_subscriptions. */
+#define SESH_MAX_SUBSCRIPTIONS 1048576u
 
 /**
  * Fill a configuration with the defaults.
@@ -223,6 +233,9 @@ typedef struct sesh_info {
 	uint32_t processes_dead;  /**< died, awaiting recovery */
 	int32_t self_slot;	  /**< this handle's slot */
 	size_t sessions;	  /**< sessions stored, all namespaces */
+	uint32_t unblock_ms;	  /**< as created */
+	uint32_t max_subscriptions; /**< per process, as created */
+	size_t streams_open;	  /**< subscriptions open, all processes */
 } sesh_info_t;
 
 /**
@@ -575,6 +588,281 @@ typedef struct sesh_check {
  * async-signal-safe.
  */
 SESH_API int sesh_check(sesh_t *d, sesh_check_t *out);
+
+/* --- streams ------------------------------------------------------------- */
+
+/*
+ * Every session has a stream: a ring of messages in shared memory, of the
+ * domain's stream_bytes. Any process may publish to it; any number of
+ * subscribers, in any processes, read it from any message still retained.
+ * When the ring is full the oldest messages are overwritten; a subscriber
+ * that had not read them is told (-EOVERFLOW), never left with a silent
+ * gap or a torn message.
+ *
+ * Event ids are 64-bit and strictly increase within a session, in the
+ * order subscribers see the messages: within one incarnation of a session
+ * they are consecutive. They are never reused for a session id: a
+ * session deleted (or expired and replaced) and created again starts
+ * above every id its previous incarnation issued. A stream's first id is
+ * its creation time in nanoseconds, and never at or below the highest id
+ * any closed stream of the domain issued; across a removal and re-creation
+ * of the whole domain, ids rest on CLOCK_REALTIME not going back. Treat
+ * ids as opaque, ordered tokens (an SSE "id:" field, sent back as
+ * Last-Event-ID).
+ *
+ * A ring of stream_bytes retains at most stream_bytes / 128 messages,
+ * however small, and at most stream_bytes of payload.
+ *
+ * A session's stream ends when the session is deleted or expires: its
+ * subscribers get what was committed, then -ENOENT. A subscriber waiting
+ * on a session that nobody touches wakes when the session's TTL runs out,
+ * looks, and ends the stream; neither publishing nor subscribing counts as
+ * use of the session (a server touches it on each request).
+ *
+ * A subscription belongs to the process that opened it. After fork(), a
+ * child may go on using its copy: its first call pins the ring anew for
+ * the child (counted against the child's max_subscriptions), or returns
+ * -ENOENT if the ring was reused meanwhile.
+ */
+
+/** An opaque subscription: a read position in one session's stream. */
+typedef struct sesh_stream sesh_stream_t;
+
+/** A message, as sesh_stream_next() returns it. */
+typedef struct sesh_msg {
+	uint64_t event_id;    /**< id of the message (or, with -EOVERFLOW,
+			       * where reading resumes) */
+	int64_t published_ns; /**< when it was published, CLOCK_REALTIME */
+	const void *data;     /**< the bytes; valid until the next call on
+			       * the stream (NULL when len is 0) */
+	size_t len;	      /**< length of data */
+} sesh_msg_t;
+
+/** One message of a batch, for sesh_publish_batch(). */
+typedef struct sesh_buf {
+	const void *data; /**< may be NULL when len is 0 */
+	size_t len;
+} sesh_buf_t;
+
+/** sesh_subscribe() @p after: every message the stream still retains. */
+#define SESH_FROM_OLDEST ((uint64_t)0)
+/** sesh_subscribe() @p after: only messages published from now on. */
+#define SESH_FROM_LATEST UINT64_MAX
+
+/**
+ * Append a message to a session's stream.
+ *
+ * Space is claimed with one compare-and-swap, the message is copied once,
+ * into the ring, and committed by itself: publishers never wait for each
+ * other. Sleeping subscribers are woken; when none sleeps, no system call
+ * is made.
+ *
+ * @param[in]  d         handle.
+ * @param[in]  id        session id, in the handle's namespace.
+ * @param[in]  msg       the bytes; may be NULL when @p len is 0.
+ * @param[in]  len       0..max_message.
+ * @param[out] event_id  the message's event id; may be NULL.
+ *
+ * @return 0 on success (the message is committed: every subscriber will
+ * be given it unless the ring laps it first), or:
+ *   -EINVAL     @p d or @p id NULL, a bad id, or @p msg NULL with @p len
+ *               not 0;
+ *   -ENOENT     no such session, or it expired or was deleted;
+ *   -E2BIG      @p len is larger than the domain's max_message;
+ *   -ENOSPC     the file system holding the domain cannot supply the
+ *               stream's memory (it is reserved on the first publish),
+ *               or the calling thread is past the 16 threads per
+ *               process that can read the index at once;
+ *   -EAGAIN     the ring cannot advance: a publisher a whole ring behind
+ *               (stopped, not dead) has held its space for longer than
+ *               unblock_ms, which this call waited. Nothing was
+ *               published;
+ *   -ETIMEDOUT  this call was itself stalled for longer than unblock_ms
+ *               between claiming and committing, and its space was given
+ *               up by a subscriber. Nothing was published;
+ *   -EUCLEAN    the index or the stream is corrupt;
+ *   or an error of registering a forked child (see sesh_info()).
+ *
+ * Context: any thread; lock-free, except that a publisher that needs the
+ * space of one a whole ring behind waits for it to finish (at most
+ * unblock_ms); not async-signal-safe.
+ */
+SESH_API int sesh_publish(sesh_t *d, const char *id, const void *msg,
+			  size_t len, uint64_t *event_id);
+
+/**
+ * Append several messages to a session's stream. They are claimed
+ * together, up to 64 messages and half the ring's bytes and slots at a
+ * time, so each such part takes consecutive event ids with nothing of
+ * other publishers between them; larger batches are claimed in parts that
+ * others may come between. Each message is committed by itself.
+ *
+ * @param[in]  d          handle.
+ * @param[in]  id         session id.
+ * @param[in]  msgs       @p n messages, each 0..max_message bytes.
+ * @param[in]  n          how many; 0 does nothing.
+ * @param[out] event_ids  the ids, @p n of them; may be NULL.
+ *
+ * @return 0 when all @p n are committed, or the errors of sesh_publish()
+ * (-EINVAL also for @p msgs NULL with @p n not 0). On an error, the
+ * messages before the one that failed may have been published: their ids
+ * are in @p event_ids, the rest are set to 0.
+ *
+ * Context: any thread; lock-free; not async-signal-safe.
+ */
+SESH_API int sesh_publish_batch(sesh_t *d, const char *id,
+				const sesh_buf_t *msgs, size_t n,
+				uint64_t *event_ids);
+
+/**
+ * Open a subscription to a session's stream.
+ *
+ * @param[in]  d      handle. It must stay open while the stream is.
+ * @param[in]  id     session id, in the handle's namespace.
+ * @param[in]  after  start right after this event id (an SSE
+ *                    Last-Event-ID), or SESH_FROM_OLDEST (everything
+ *                    retained) or SESH_FROM_LATEST (only what comes
+ *                    next). An id older than anything retained, or from
+ *                    an earlier incarnation of the session (lower than
+ *                    this one's first id), is accepted: the first
+ *                    sesh_stream_next() returns -EOVERFLOW.
+ * @param[out] out    the subscription; set only on success.
+ *
+ * @return 0 on success, or:
+ *   -EINVAL  a NULL argument, a bad id, or @p after is an id this
+ *            incarnation of the stream never issued (at or above its first
+ *            id and newer than its newest: on a stream with no message
+ *            yet, any id from its first on);
+ *   -ENOENT  no such session, or it expired or was deleted;
+ *   -ENOSPC  this process already has max_subscriptions streams open,
+ *            or the calling thread is past the 16 threads per process
+ *            that can read the index at once (see sesh_session_get());
+ *   -ENOMEM  out of memory;
+ *   -EUCLEAN the index or the stream is corrupt;
+ *   or an error of registering a forked child.
+ *
+ * Context: any thread; blocking (takes a process-local lock); not
+ * async-signal-safe.
+ */
+SESH_API int sesh_subscribe(sesh_t *d, const char *id, uint64_t after,
+			    sesh_stream_t **out);
+
+/**
+ * Read the next message of a subscription, waiting for it if needed.
+ *
+ * Messages come in event-id order, each exactly once. The bytes are
+ * copied out of the ring into the stream's own buffer, so they stay
+ * valid (and intact) until the next call on the stream.
+ *
+ * Waiting spins briefly, then sleeps on a futex in shared memory that
+ * publishers wake. A publisher that died between claiming space and
+ * committing holds the stream up not at all once its death is seen, and
+ * for at most unblock_ms otherwise.
+ *
+ * When the session is deleted or expires, the subscriber still gets
+ * every message committed before that, then -ENOENT; a sleeping
+ * subscriber is woken for it.
+ *
+ * @param[in]  s           the subscription.
+ * @param[out] msg         the message, or with -EOVERFLOW the id where
+ *                         reading resumes.
+ * @param[in]  timeout_ms  -1 waits for ever, 0 does not wait, N waits at
+ *                         most N milliseconds.
+ *
+ * @return 0 with a message, or:
+ *   -EINVAL     @p s or @p msg NULL, or @p timeout_ms below -1;
+ *   -EAGAIN     nothing to read and @p timeout_ms is 0;
+ *   -ETIMEDOUT  nothing arrived within @p timeout_ms;
+ *   -EOVERFLOW  messages this subscriber had not read were overwritten
+ *               (or the @p after it subscribed with was older than what
+ *               is retained). msg->event_id is where reading resumes:
+ *               the next message returned has that id or a higher one.
+ *               The subscription goes on from there;
+ *   -ENOENT     the session was deleted or expired and every message
+ *               committed before that has been returned (returned again
+ *               by later calls);
+ *   -ENOMEM     no memory for a message larger than any before;
+ *   -EUCLEAN    the stream is corrupt.
+ *
+ * With @p timeout_ms 0 the call never sleeps: it returns -EAGAIN when
+ * the next message is not committed yet, even if a publisher is writing
+ * it.
+ *
+ * Context: the thread using @p s (one at a time); with @p timeout_ms 0,
+ * wait-free but for the copy buffer's growth (malloc); blocking
+ * otherwise; not async-signal-safe.
+ */
+SESH_API int sesh_stream_next(sesh_stream_t *s, sesh_msg_t *msg,
+			      int timeout_ms);
+
+/**
+ * Like sesh_stream_next(), without the copy: msg->data points into the
+ * ring itself. A publisher that laps this subscriber may overwrite the
+ * bytes while they are being used, so whatever is made of them counts
+ * only if sesh_stream_zc_valid() then returns 0.
+ *
+ * @return as sesh_stream_next(), without -ENOMEM.
+ *
+ * Context: as sesh_stream_next().
+ */
+SESH_API int sesh_stream_next_zc(sesh_stream_t *s, sesh_msg_t *msg,
+				 int timeout_ms);
+
+/**
+ * Tell whether the message the last sesh_stream_next_zc() returned was
+ * intact from then until now.
+ *
+ * @param[in] s  the subscription.
+ *
+ * @return 0 if it was, -EOVERFLOW if a publisher may have overwritten it
+ * (discard what was made of it; the next read says where reading
+ * resumes), -EINVAL if @p s is NULL or its last call did not return a
+ * message from sesh_stream_next_zc().
+ *
+ * Context: the thread using @p s; wait-free; async-signal-safe.
+ */
+SESH_API int sesh_stream_zc_valid(sesh_stream_t *s);
+
+/**
+ * Close a subscription and free it.
+ *
+ * @param[in] s  the subscription; NULL is ignored.
+ *
+ * Context: the thread using @p s; not async-signal-safe.
+ */
+SESH_API void sesh_stream_close(sesh_stream_t *s);
+
+/** Counters of a domain, summed over every process that ever attached. */
+typedef struct sesh_stats {
+	uint64_t published;	  /**< messages committed */
+	uint64_t published_bytes; /**< their payload bytes */
+	uint64_t publish_failed;  /**< publishes that lost their claim
+				   * (-ETIMEDOUT) or found the ring
+				   * blocked (-EAGAIN) */
+	uint64_t delivered;	  /**< messages returned to subscribers */
+	uint64_t delivered_bytes; /**< their payload bytes */
+	uint64_t lapped;	  /**< -EOVERFLOW returned to subscribers */
+	uint64_t holes_unblocked; /**< claims of dead or stalled publishers
+				   * turned into padding */
+	uint64_t futex_waits;	  /**< subscribers that went to sleep */
+	uint64_t futex_wakes;	  /**< wake-up calls made by publishers and
+				   * by deletes */
+	uint64_t subscriptions;	  /**< streams opened */
+} sesh_stats_t;
+
+/**
+ * Read the domain's counters: those of live processes, of dead ones not
+ * yet recovered, and of every process that has left.
+ *
+ * @param[in]  d    handle.
+ * @param[out] out  filled on success.
+ *
+ * @return 0, or -EINVAL (a NULL argument).
+ *
+ * Context: any thread; wait-free (one pass over the registry);
+ * async-signal-safe.
+ */
+SESH_API int sesh_stats(sesh_t *d, sesh_stats_t *out);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,7 @@
 
 #include "gc/epoch.h"
 #include "index/index.h"
+#include "ring/ring.h"
 
 /* Retire block k of class c if it is still `word` (OWNED by the dead),
  * after settling under its stripe's lock that no chain links it. */
@@ -68,6 +69,44 @@ static void recover_one(_Atomic uint64_t *w, uint64_t v, unsigned c, uint64_t k,
 		recover_block(&x->d->seg, w, c, k, v);
 }
 
+/* Settle the rings: with every stripe held, note which rings linked
+ * records name, and let ring_recover() fix the rest. */
+static int recover_rings(struct sesh *d, uint8_t *cache)
+{
+	const struct shm_seg *s = &d->seg;
+	uint64_t *linked, b;
+	int rc;
+
+	linked = calloc((s->geom.nrings + 63) / 64, sizeof(*linked));
+	if (linked == NULL)
+		return -ENOMEM;
+	rc = idx_lock_all(s);
+	if (rc < 0) {
+		free(linked);
+		return rc;
+	}
+	for (b = 0; b < s->geom.nbuckets; b++) {
+		uint64_t off = idx_head(s, b), n;
+		struct idx_view v;
+
+		for (n = 0; off != 0 && n < IDX_CHAIN_MAX; n++) {
+			uint64_t r;
+
+			if (!idx_view(s, off, &v))
+				break;
+			r = (v.stream & 0xffffffffu) - 1;
+			if (r < s->geom.nrings)
+				linked[r / 64] |= (uint64_t)1 << (r % 64);
+			off = atomic_load_explicit(&v.r->next,
+						   memory_order_acquire);
+		}
+	}
+	ring_recover(d, linked, cache);
+	idx_unlock_all(s);
+	free(linked);
+	return 0;
+}
+
 int sesh_recover(sesh_t *d)
 {
 	struct walk_ctx x = {0};
@@ -94,10 +133,12 @@ int sesh_recover(sesh_t *d)
 	if (x.cache == NULL)
 		return -ENOMEM;
 	shm_blk_each(s, -1, recover_one, &x);
-	free(x.cache);
 	gc_reclaim(s, &d->alloc);
 	(void)gc_sweep(s, -1);
-	return n;
+	memset(x.cache, 0, s->geom.max_procs);
+	rc = recover_rings(d, x.cache);
+	free(x.cache);
+	return rc < 0 ? rc : n;
 }
 
 /* --- the validator ---------------------------------------------------- */

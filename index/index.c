@@ -43,6 +43,7 @@
 
 #include "gc/epoch.h"
 #include "index/index.h"
+#include "ring/ring.h"
 
 void (*idx_test_hook)(enum idx_point p);
 
@@ -107,7 +108,9 @@ bool idx_view(const struct shm_seg *s, uint64_t off, struct idx_view *v)
 	v->r = shm_ptr(s, SHM_R_BLOCKS, off, v->size, SHM_CACHELINE);
 	if (v->r == NULL || v->r->magic != IDX_REC_MAGIC)
 		return false;
+	v->seg = s;
 	v->off = off;
+	v->stream = v->r->stream;
 	v->ns = v->r->ns;
 	v->id_len = v->r->id_len;
 	v->user_len = v->r->user_len;
@@ -546,8 +549,7 @@ static void copy_out(const struct idx_view *v, sesh_session_t *out, void *meta,
 		out->last_seen_ns = atomic_load_explicit(&v->r->last_seen_ns,
 							 memory_order_relaxed);
 		out->ttl_s = v->ttl_s;
-		out->last_event_id = atomic_load_explicit(&v->r->last_event_id,
-							  memory_order_relaxed);
+		out->last_event_id = ring_last_id(v->seg, v->stream);
 		out->meta_len = v->meta_len;
 	}
 	if (meta != NULL && meta_cap > 0)
@@ -628,6 +630,33 @@ int sesh_session_touch(sesh_t *d, const char *id)
 					      memory_order_relaxed) != now)
 			atomic_store_explicit(&v.r->last_seen_ns, now,
 					      memory_order_relaxed);
+	} else if (rc == 0) {
+		rc = -ENOENT;
+	}
+	gc_read_unlock(tr);
+	return rc;
+}
+
+int idx_stream_lookup(struct sesh *d, const char *id, uint64_t *stream,
+		      int64_t *expires_ns)
+{
+	struct gc_thread_reader *tr;
+	struct idx_view v;
+	_Atomic uint64_t *link;
+	struct key k;
+	int rc;
+
+	rc = read_begin(d, id, &k, &tr);
+	if (rc < 0)
+		return rc;
+	rc = chain_find(&d->seg, &k, &v, &link);
+	if (rc == 1) {
+		*stream = v.stream;
+		if (expires_ns != NULL)
+			*expires_ns = atomic_load_explicit(&v.r->last_seen_ns,
+							   memory_order_relaxed) +
+				      (int64_t)v.ttl_s * 1000000000;
+		rc = expired(&v, coarse_now()) ? 1 : 0;
 	} else if (rc == 0) {
 		rc = -ENOENT;
 	}
@@ -763,7 +792,7 @@ struct new_rec {
 	size_t meta_len;
 	uint32_t ttl_s;
 	int64_t created_ns, seen_ns;
-	uint64_t hash, last_event_id;
+	uint64_t hash, stream;
 };
 
 static void rec_fill(struct idx_rec *r, const struct new_rec *n)
@@ -778,8 +807,7 @@ static void rec_fill(struct idx_rec *r, const struct new_rec *n)
 	r->created_ns = n->created_ns;
 	atomic_store_explicit(&r->last_seen_ns, n->seen_ns,
 			      memory_order_relaxed);
-	atomic_store_explicit(&r->last_event_id, n->last_event_id,
-			      memory_order_relaxed);
+	r->stream = n->stream;
 	r->reserved = 0;
 	memcpy(r->data, n->id, n->id_len);
 	if (n->user_len)
@@ -837,8 +865,13 @@ int sesh_session_create(sesh_t *d, const char *id, const char *user,
 	if (rc < 0)
 		return rc;
 	r = rec_ptr(&d->seg, off);
-	if (r == NULL)
-		return -EUCLEAN;
+	if (r == NULL) {
+		rc = -EUCLEAN;
+		goto out_free;
+	}
+	rc = ring_assign(d, owner, &n.stream);
+	if (rc < 0)
+		goto out_free;
 	rec_fill(r, &n);
 	point(IDX_P_CREATE_FILLED);
 
@@ -853,12 +886,17 @@ int sesh_session_create(sesh_t *d, const char *id, const char *user,
 		rc = -EEXIST;
 	} else if (found == 1) {
 		/* Expired, never removed: the new session replaces it, and
-		 * the counts stay as they are. */
+		 * the counts stay as they are. Its stream ends first, so the
+		 * new one starts above its ids. */
+		ring_retire(d, old.stream);
+		ring_start(d, n.stream);
 		swap_in(&d->seg, link, &old, r, off, owner);
+		ring_live(d, n.stream, owner);
 	} else {
 		rc = count_take(&d->seg, e);
 		if (rc == 0) {
 			point(IDX_P_CREATE_COUNTED);
+			ring_start(d, n.stream);
 			link = idx_bucket(&d->seg, k.bucket);
 			head = atomic_load_explicit(link, memory_order_relaxed);
 			atomic_store_explicit(&r->next, head,
@@ -867,6 +905,7 @@ int sesh_session_create(sesh_t *d, const char *id, const char *user,
 			atomic_store_explicit(link, off, memory_order_release);
 			point(IDX_P_CREATE_LINKED);
 			blk_set(&d->seg, off, SHM_BLK_LIVE);
+			ring_live(d, n.stream, owner);
 		}
 	}
 	point(IDX_P_CREATE_DONE);
@@ -874,12 +913,16 @@ int sesh_session_create(sesh_t *d, const char *id, const char *user,
 	if (rc < 0)
 		goto out_free;
 	point(IDX_P_CREATE_UNLOCKED);
-	if (found == 1)
+	if (found == 1) {
 		retire(d, old.off);
+		ring_retired_note(d, old.stream);
+	}
 	if (id_out != NULL && id_out != id)
 		memcpy(id_out, id, n.id_len + 1);
 	return 0;
 out_free:
+	if (n.stream != 0)
+		ring_unassign(d, n.stream, owner);
 	shm_free_unpublished(&d->seg, off, owner);
 	return rc;
 }
@@ -994,8 +1037,7 @@ int sesh_session_update(sesh_t *d, const char *id, const void *meta,
 	n.created_ns = old.created_ns;
 	n.seen_ns = shm_now_ns();
 	n.hash = old.hash;
-	n.last_event_id = atomic_load_explicit(&old.r->last_event_id,
-					       memory_order_relaxed);
+	n.stream = old.stream;
 	rec_fill(r, &n);
 	point(IDX_P_UPDATE_FILLED);
 	swap_in(&d->seg, link, &old, r, off, owner);
@@ -1038,10 +1080,12 @@ int sesh_session_delete(sesh_t *d, const char *id)
 		memory_order_release);
 	point(IDX_P_DELETE_UNLINKED);
 	count_give(&d->seg, e);
+	ring_retire(d, old.stream);
 	point(IDX_P_DELETE_DONE);
 	idx_stripe_unlock(&d->seg, k.stripe);
 	point(IDX_P_DELETE_UNLOCKED);
 	retire(d, old.off);
+	ring_retired_note(d, old.stream);
 	return 0;
 }
 

@@ -12,9 +12,10 @@
  *				empty)
  *
  * A record is one allocator block: struct idx_rec, then the id, the user
- * id and the metadata, back to back. Everything in it but `next`,
- * `last_seen_ns` and `last_event_id` is written before the record is
- * linked and never changes while it is reachable (copy-on-write).
+ * id and the metadata, back to back. Everything in it but `next` and
+ * `last_seen_ns` is written before the record is linked and never changes
+ * while it is reachable (copy-on-write). `stream` names the session's
+ * ring (ring/ring.h) and is carried over by every update.
  */
 #ifndef SESH_INDEX_H
 #define SESH_INDEX_H
@@ -77,7 +78,7 @@ struct idx_rec {
 	_Atomic uint64_t next;
 	int64_t created_ns;
 	_Atomic int64_t last_seen_ns;
-	_Atomic uint64_t last_event_id;
+	uint64_t stream; /* RING_STREAM(ring, generation) */
 	uint64_t reserved;
 	char data[]; /* id, user, metadata */
 };
@@ -108,7 +109,9 @@ uint64_t idx_total(const struct shm_seg *s);
 
 /* A record's fields, each loaded once from the segment and checked. */
 struct idx_view {
+	const struct shm_seg *seg;
 	struct idx_rec *r;
+	uint64_t stream;
 	uint64_t off;
 	uint64_t size; /* of its block */
 	uint64_t hash;
@@ -153,6 +156,13 @@ void idx_recount_locked(const struct shm_seg *s);
 
 /* Rebuild the counts if a writer died inside its critical section. */
 int idx_recount(const struct shm_seg *s);
+
+/* With a read-side section held: the stream of session `id` of the
+ * handle's namespace, and when it expires if nobody touches it (may be
+ * NULL). Returns 0, 1 (expired, not yet removed: *stream is still set),
+ * -ENOENT, -EINVAL (a bad id) or -EUCLEAN. */
+int idx_stream_lookup(struct sesh *d, const char *id, uint64_t *stream,
+		      int64_t *expires_ns);
 
 /* Test hook: called at these points of the writers when set, so tests
  * can kill a writer there. NULL in normal use. */

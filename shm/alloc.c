@@ -65,22 +65,17 @@ _Atomic uint64_t *shm_blk_word(const struct shm_seg *s, uint64_t off,
 	return NULL;
 }
 
-int64_t shm_alloc(struct shm_seg *s, struct shm_alloc_local *l, unsigned c,
-		  uint64_t owner)
+int64_t shm_claim(const struct shm_seg *s, unsigned region, uint64_t states,
+		  uint64_t cap, _Atomic uint64_t *cursor, uint64_t owner)
 {
-	const struct shm_class *cl;
 	uint64_t start, i, k;
 
-	if (c >= s->geom.nclasses)
-		return -E2BIG;
-	cl = &s->geom.cls[c];
-	start = atomic_load_explicit(&l->cursor[c], memory_order_relaxed);
-	if (start == 0) /* first use: spread processes over the class */
+	start = atomic_load_explicit(cursor, memory_order_relaxed);
+	if (start == 0) /* first use: spread processes over the array */
 		start = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull >> 20;
-	start %= cl->cap;
-	for (i = 0, k = start; i < cl->cap;
-	     i++, k = k + 1 < cl->cap ? k + 1 : 0) {
-		_Atomic uint64_t *w = shm_class_word(s, c, k);
+	start %= cap;
+	for (i = 0, k = start; i < cap; i++, k = k + 1 < cap ? k + 1 : 0) {
+		_Atomic uint64_t *w = shm_ptr(s, region, states + k * 8, 8, 8);
 		uint64_t v;
 
 		if (w == NULL)
@@ -88,18 +83,32 @@ int64_t shm_alloc(struct shm_seg *s, struct shm_alloc_local *l, unsigned c,
 		v = atomic_load_explicit(w, memory_order_relaxed);
 		if (v != SHM_BLK_FREE)
 			continue;
-		/* Acquire: pairs with the release of whoever freed the
-		 * block, which came after every reader was done with it;
-		 * our writes into the block come after all that. */
+		/* Acquire: pairs with the release of whoever freed it,
+		 * which came after every user was done with it; our writes
+		 * into what it guards come after all that. */
 		if (atomic_compare_exchange_strong_explicit(
 			    w, &v, owner, memory_order_acquire,
 			    memory_order_relaxed)) {
-			atomic_store_explicit(&l->cursor[c], k + 1,
+			atomic_store_explicit(cursor, k + 1,
 					      memory_order_relaxed);
-			return (int64_t)(cl->blocks + k * cl->size);
+			return (int64_t)k;
 		}
 	}
 	return -ENOSPC;
+}
+
+int64_t shm_alloc(struct shm_seg *s, struct shm_alloc_local *l, unsigned c,
+		  uint64_t owner)
+{
+	const struct shm_class *cl;
+	int64_t k;
+
+	if (c >= s->geom.nclasses)
+		return -E2BIG;
+	cl = &s->geom.cls[c];
+	k = shm_claim(s, SHM_R_BLOCKS, cl->states, cl->cap, &l->cursor[c],
+		      owner);
+	return k < 0 ? k : (int64_t)(cl->blocks + (uint64_t)k * cl->size);
 }
 
 void shm_free_unpublished(struct shm_seg *s, uint64_t off, uint64_t owner)

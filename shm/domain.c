@@ -91,6 +91,7 @@ static void atfork_child(void)
 		atomic_fetch_add_explicit(&d->reg_gen, 1, memory_order_relaxed);
 		/* Another thread may have held it at fork. */
 		d->alloc.lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+		d->ring_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	}
 	pthread_mutex_unlock(&handles_lock);
 	reap_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
@@ -482,11 +483,14 @@ void sesh_config_init(sesh_config_t *cfg)
 	cfg->idle_ttl_s = 1800;
 	cfg->mode = 0600;
 	cfg->max_processes = 1024;
+	cfg->unblock_ms = 1000;
+	cfg->max_subscriptions = 4096;
 }
 
 static void handle_free(struct sesh *d)
 {
 	pthread_mutex_destroy(&d->alloc.lock);
+	pthread_mutex_destroy(&d->ring_lock);
 	if (d->seg.base != NULL)
 		munmap(d->seg.base, (size_t)d->seg.geom.total_bytes);
 	if (d->lock_fd >= 0)
@@ -563,6 +567,7 @@ int sesh_open(const char *name, const char *ns, const sesh_config_t *cfg,
 	atomic_init(&d->slot, -1);
 	atomic_init(&d->ns_idx, -1);
 	pthread_mutex_init(&d->alloc.lock, NULL);
+	pthread_mutex_init(&d->ring_lock, NULL);
 	strcpy(d->name, name);
 	strcpy(d->ns, ns);
 	snprintf(fname, sizeof(fname), FILE_PREFIX "%s", name);
@@ -692,6 +697,9 @@ int sesh_info(sesh_t *d, sesh_info_t *out)
 	out->max_metadata = (size_t)g->max_metadata;
 	out->idle_ttl_s = g->idle_ttl_s;
 	out->max_processes = g->max_procs;
+	out->unblock_ms = g->unblock_ms;
+	out->streams_open = (size_t)shm_pins_count(&d->seg);
+	out->max_subscriptions = g->max_subs;
 	out->segment_bytes = g->total_bytes;
 	if (fstat(d->fd, &st) != 0)
 		return -EIO;

@@ -61,6 +61,11 @@ int shm_config_check(const sesh_config_t *cfg, sesh_config_t *out)
 		return -EINVAL;
 	if (c.max_processes < 1 || c.max_processes > SESH_MAX_PROCESSES)
 		return -EINVAL;
+	if (c.unblock_ms < 1 || c.unblock_ms > SHM_UNBLOCK_MAX)
+		return -EINVAL;
+	if (c.max_subscriptions < 1 ||
+	    c.max_subscriptions > SESH_MAX_SUBSCRIPTIONS)
+		return -EINVAL;
 	*out = c;
 	return 0;
 }
@@ -156,9 +161,35 @@ static bool layout_blocks(struct shm_geom *g, uint64_t *at)
 	return place(g, SHM_R_BLOCKS, o - *at, at);
 }
 
+/* Streams: a state word per ring, the ring headers, then the rings, each
+ * page-aligned. There are rings for every session plus slack, since a
+ * deleted session's ring is reused only once its subscribers are gone. */
+static bool layout_streams(struct shm_geom *g, uint64_t *at)
+{
+	uint64_t o = *at, bytes;
+
+	g->nrings = class_cap(g->max_sessions);
+	g->ring_states = o;
+	if (!mul_ok(g->nrings, 8, &bytes) ||
+	    !round_ok(bytes, SHM_PAGE, &bytes) || !add_ok(o, bytes, &o))
+		return false;
+	g->ring_hdrs = o;
+	if (!mul_ok(g->nrings, SHM_RING_HDR, &bytes) ||
+	    !round_ok(bytes, SHM_PAGE, &bytes) || !add_ok(o, bytes, &o))
+		return false;
+	g->ring_data = o;
+	g->ring_nslots = g->stream_bytes / SHM_RING_SLOT_BYTES;
+	if (!round_ok(g->ring_nslots * SHM_RING_DESC, SHM_PAGE, &bytes) ||
+	    !add_ok(bytes, g->stream_bytes, &g->ring_stride) ||
+	    !mul_ok(g->nrings, g->ring_stride, &bytes) ||
+	    !add_ok(o, bytes, &o))
+		return false;
+	return place(g, SHM_R_STREAMS, o - *at, at);
+}
+
 int shm_layout(const sesh_config_t *cfg, struct shm_geom *g)
 {
-	uint64_t procs, readers, streams, at = SHM_PAGE;
+	uint64_t procs, readers, pins, stats, at = SHM_PAGE;
 
 	memset(g, 0, sizeof(*g));
 	g->max_sessions = cfg->max_sessions;
@@ -168,19 +199,28 @@ int shm_layout(const sesh_config_t *cfg, struct shm_geom *g)
 	g->idle_ttl_s = cfg->idle_ttl_s;
 	g->mode = (uint32_t)cfg->mode;
 	g->max_procs = cfg->max_processes;
+	g->unblock_ms = cfg->unblock_ms;
+	g->max_subs = cfg->max_subscriptions;
 
 	/* Registry: one cache line per process slot. Readers:
-	 * SHM_READERS_PER_PROC cache lines per process slot. Streams: one
-	 * per session. */
-	if (!mul_ok(g->max_procs, sizeof(struct shm_proc), &procs) ||
+	 * SHM_READERS_PER_PROC cache lines per process slot. Pins: a table
+	 * of max_subs words per process slot. Stats: a line per process
+	 * slot, and one for the processes gone. The streams alone must fit
+	 * (checked first: it bounds every other product of max_sessions). */
+	if (!mul_ok(g->stream_bytes, g->max_sessions, &stats) ||
+	    !mul_ok(g->max_procs, sizeof(struct shm_proc), &procs) ||
 	    !mul_ok(g->max_procs, SHM_READERS_PER_PROC, &readers) ||
 	    !mul_ok(readers, sizeof(struct shm_reader), &readers) ||
-	    !mul_ok(g->stream_bytes, g->max_sessions, &streams))
+	    !mul_ok(g->max_subs, 8, &g->pins_stride) ||
+	    !add_ok(g->pins_stride, SHM_PINS_HDR, &g->pins_stride) ||
+	    !mul_ok(g->max_procs, g->pins_stride, &pins) ||
+	    !mul_ok((uint64_t)g->max_procs + 1, SHM_STATS_LINE, &stats))
 		return -ENOSPC;
 	if (!place(g, SHM_R_REGISTRY, procs, &at) ||
 	    !place(g, SHM_R_READERS, readers, &at) ||
 	    !layout_index(g, &at) || !layout_blocks(g, &at) ||
-	    !place(g, SHM_R_STREAMS, streams, &at))
+	    !layout_streams(g, &at) || !place(g, SHM_R_PINS, pins, &at) ||
+	    !place(g, SHM_R_STATS, stats, &at))
 		return -ENOSPC;
 	g->total_bytes = at;
 	return 0;
@@ -213,11 +253,14 @@ void shm_header_fill(struct shm_header *h, const struct shm_geom *g,
 	h->idle_ttl_s = g->idle_ttl_s;
 	h->mode = g->mode;
 	h->max_procs = g->max_procs;
+	h->unblock_ms = g->unblock_ms;
+	h->max_subs = g->max_subs;
 	h->nregions = SHM_R_COUNT;
 	for (r = 0; r < SHM_R_COUNT; r++)
 		h->region[r] = g->region[r];
 	h->checksum = shm_header_checksum(h);
 	atomic_init(&h->epoch, 1);
+	atomic_init(&h->event_floor, 0);
 }
 
 /* FNV-1a over the immutable part of the header. Not cryptographic: it
@@ -272,6 +315,8 @@ int shm_header_validate(const void *hdr, uint64_t file_bytes,
 	cfg.idle_ttl_s = h.idle_ttl_s;
 	cfg.mode = (mode_t)h.mode;
 	cfg.max_processes = h.max_procs;
+	cfg.unblock_ms = h.unblock_ms;
+	cfg.max_subscriptions = h.max_subs;
 	if (h.max_sessions != cfg.max_sessions ||
 	    h.stream_bytes != cfg.stream_bytes ||
 	    h.max_message != cfg.max_message ||

@@ -88,14 +88,92 @@ int64_t shm_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+struct shm_pins *shm_pins_of(const struct shm_seg *s, uint32_t i)
+{
+	const struct shm_region *r = &s->geom.region[SHM_R_PINS];
+
+	if (i >= s->geom.max_procs)
+		return NULL;
+	return shm_ptr(s, SHM_R_PINS, r->off + (uint64_t)i * s->geom.pins_stride,
+		       s->geom.pins_stride, 8);
+}
+
+uint64_t shm_pins_count(const struct shm_seg *s)
+{
+	uint64_t n = 0;
+	uint32_t i, k, used;
+
+	for (i = 0; i < s->geom.max_procs; i++) {
+		struct shm_proc *p = shm_proc_slot(s, i);
+		struct shm_pins *t = shm_pins_of(s, i);
+
+		if (p == NULL || t == NULL ||
+		    atomic_load_explicit(&p->state, memory_order_acquire) !=
+			    SHM_PROC_LIVE)
+			continue;
+		used = atomic_load_explicit(&t->used, memory_order_relaxed);
+		if (used > s->geom.max_subs)
+			used = s->geom.max_subs;
+		for (k = 0; k < used; k++)
+			n += atomic_load_explicit(&t->ent[k],
+						  memory_order_relaxed) != 0;
+	}
+	return n;
+}
+
+_Atomic uint64_t *shm_stats_line(const struct shm_seg *s, uint32_t i)
+{
+	const struct shm_region *r = &s->geom.region[SHM_R_STATS];
+
+	if (i > s->geom.max_procs)
+		return NULL;
+	return shm_ptr(s, SHM_R_STATS, r->off + (uint64_t)i * SHM_STATS_LINE,
+		       SHM_STATS_LINE, SHM_CACHELINE);
+}
+
+void shm_stats_fold(const struct shm_seg *s, uint32_t i)
+{
+	_Atomic uint64_t *from = shm_stats_line(s, i);
+	_Atomic uint64_t *to = shm_stats_line(s, s->geom.max_procs);
+	unsigned k;
+
+	if (from == NULL || to == NULL || from == to)
+		return;
+	/* A fold cut short by death loses what was taken and not added:
+	 * counters are statistics, not data. */
+	for (k = 0; k < SHM_ST_COUNT; k++)
+		atomic_fetch_add_explicit(
+			&to[k],
+			atomic_exchange_explicit(&from[k], 0,
+						 memory_order_relaxed),
+			memory_order_relaxed);
+}
+
 /*
  * Empty a slot: its owner closing, or a recoverer after the owner died
  * without closing. The caller holds the slot's lock, so nobody else works
  * on it at the same time. Per-process state in the segment is released
  * here before the slot is reused: the epoch reader slots are cleared, so a
  * reader killed inside its read-side section stops holding back
- * reclamation.
+ * reclamation; the pins of its subscriptions are dropped, so their rings
+ * can be reused; its counters are folded into those of the gone.
  */
+/* Drop every pin of slot i: its subscriptions are gone with it. */
+static void pins_clear(const struct shm_seg *s, uint32_t i)
+{
+	struct shm_pins *t = shm_pins_of(s, i);
+	uint32_t k, used;
+
+	if (t == NULL)
+		return;
+	used = atomic_load_explicit(&t->used, memory_order_relaxed);
+	if (used > s->geom.max_subs)
+		used = s->geom.max_subs; /* scribbled: clear them all */
+	for (k = 0; k < used; k++)
+		atomic_store_explicit(&t->ent[k], 0, memory_order_relaxed);
+	atomic_store_explicit(&t->used, 0, memory_order_relaxed);
+}
+
 static void proc_clear(const struct shm_seg *s, uint32_t i, struct shm_proc *p)
 {
 	uint32_t k, used;
@@ -113,7 +191,9 @@ static void proc_clear(const struct shm_seg *s, uint32_t i, struct shm_proc *p)
 					      memory_order_release);
 	}
 	atomic_store_explicit(&p->readers_used, 0, memory_order_relaxed);
-	/* Release: the cleared reader slots before FREE. */
+	pins_clear(s, i);
+	shm_stats_fold(s, i);
+	/* Release: the cleared reader and pin slots before FREE. */
 	atomic_store_explicit(&p->state, SHM_PROC_FREE, memory_order_release);
 }
 

@@ -17,7 +17,13 @@
  *			  SHM_R_BLOCKS    the block allocator (alloc.c): per
  *			                  size class, a state word per block
  *			                  and the blocks
- *			  SHM_R_STREAMS   per-session stream memory
+ *			  SHM_R_STREAMS   the rings of the streams (ring/):
+ *			                  a state word per ring, the ring
+ *			                  headers, and the rings' bytes
+ *			  SHM_R_PINS      per process slot, the rings its
+ *			                  subscriptions hold (ring/)
+ *			  SHM_R_STATS     per process slot, its counters,
+ *			                  and the counters of those gone
  *			All but the first pages are committed only when touched.
  *
  * Everything stored in the segment is an offset from its base (0 = none).
@@ -46,8 +52,10 @@
 
 #include "sesh.h"
 
+struct shm_seg;
+
 #define SHM_MAGIC	   0x314d4f4448534553ull /* "SESHDOM1", little-endian */
-#define SHM_LAYOUT_VERSION 3u
+#define SHM_LAYOUT_VERSION 4u
 #define SHM_ENDIAN_TAG	   0x01020304u
 #define SHM_PAGE	   4096u
 #define SHM_CACHELINE	   64u
@@ -73,6 +81,7 @@
 #define SHM_STREAM_MIN	 ((size_t)4096)
 #define SHM_STREAM_MAX	 ((size_t)1 << 30)
 #define SHM_METADATA_MAX ((size_t)1 << 20)
+#define SHM_UNBLOCK_MAX	 60000u
 
 /* Epoch reader slots each process slot owns: how many of its threads can
  * be inside a read-side section at once. */
@@ -90,7 +99,9 @@ enum shm_region_id {
 	SHM_R_INDEX = 2,
 	SHM_R_BLOCKS = 3,
 	SHM_R_STREAMS = 4,
-	SHM_R_COUNT = 5,
+	SHM_R_PINS = 5,
+	SHM_R_STATS = 6,
+	SHM_R_COUNT = 7,
 	SHM_R_MAX = 8,
 };
 
@@ -129,6 +140,8 @@ struct shm_header {
 	uint32_t mode;
 	uint32_t max_procs;
 	uint32_t nregions; /* SHM_R_COUNT */
+	uint32_t unblock_ms;
+	uint32_t max_subs; /* subscriptions per process */
 	struct shm_region region[SHM_R_MAX];
 	uint64_t checksum; /* shm_header_checksum() of the above */
 
@@ -138,6 +151,10 @@ struct shm_header {
 	 * so that 0 can mean "not reading" in a reader slot. */
 	_Alignas(SHM_CACHELINE) _Atomic uint64_t epoch;
 	uint8_t epoch_pad[SHM_CACHELINE - 8];
+	/* Highest event id a closed stream issued (ring/): a new stream
+	 * starts above it, so no session id ever sees an id twice. */
+	_Alignas(SHM_CACHELINE) _Atomic uint64_t event_floor;
+	uint8_t floor_pad[SHM_CACHELINE - 8];
 };
 
 /* Feature bits understood by this build. */
@@ -217,7 +234,78 @@ struct shm_geom {
 	uint64_t hash_key[2];
 	/* inside SHM_R_BLOCKS */
 	struct shm_class cls[SHM_CLASSES_MAX];
+	/* inside SHM_R_STREAMS */
+	uint64_t nrings;
+	uint64_t ring_states; /* nrings state words */
+	uint64_t ring_hdrs;   /* nrings headers of SHM_RING_HDR bytes */
+	uint64_t ring_data;   /* nrings rings, ring_stride bytes apart:
+			       * stream_bytes of payload, then
+			       * ring_nslots descriptors */
+	uint64_t ring_stride;
+	uint64_t ring_nslots;
+	/* SHM_R_PINS: per process slot, SHM_PINS_HDR bytes then max_subs
+	 * words, `pins_stride` bytes in all */
+	uint32_t unblock_ms;
+	uint32_t max_subs;
+	uint64_t pins_stride;
 };
+
+/* Bytes of a ring header (ring/ring.h) and of the head of a pin table. A
+ * ring of stream_bytes has stream_bytes / SHM_RING_SLOT_BYTES descriptors
+ * of SHM_RING_DESC bytes: it retains at most that many messages, however
+ * small they are. */
+#define SHM_RING_HDR	    192u
+#define SHM_RING_SLOT_BYTES 128u
+#define SHM_RING_DESC	    32u
+#define SHM_PINS_HDR 64u
+
+/*
+ * A process slot's pin table: which rings its open subscriptions read, so
+ * that no ring is reused under them. Written only by the slot's owner
+ * (under its process-local lock) and cleared when the slot is emptied;
+ * read by whoever reclaims rings. An entry is 0 (free) or what
+ * ring_pin_word() makes of a ring and its generation; `used` bounds the
+ * entries ever taken since the slot was last emptied.
+ */
+struct shm_pins {
+	_Atomic uint32_t used;
+	uint8_t pad[SHM_PINS_HDR - 4];
+	_Atomic uint64_t ent[];
+};
+
+/* Slot i's pin table, or NULL if out of range. */
+struct shm_pins *shm_pins_of(const struct shm_seg *s, uint32_t i);
+
+/* Pins held in all registered slots (dead ones not yet recovered too). */
+uint64_t shm_pins_count(const struct shm_seg *s);
+
+/*
+ * Counters, per process slot (SHM_R_STATS): each process adds to its own
+ * line with relaxed atomics; when a slot is emptied its counts are moved
+ * into the line after the last slot, so sums survive the processes.
+ */
+enum shm_stat {
+	SHM_ST_PUBLISHED,
+	SHM_ST_PUBLISHED_BYTES,
+	SHM_ST_PUBLISH_FAILED,
+	SHM_ST_DELIVERED,
+	SHM_ST_DELIVERED_BYTES,
+	SHM_ST_LAPPED,
+	SHM_ST_HOLES,
+	SHM_ST_FUTEX_WAITS,
+	SHM_ST_FUTEX_WAKES,
+	SHM_ST_SUBSCRIPTIONS,
+	SHM_ST_COUNT
+};
+#define SHM_STATS_LINE 128u
+_Static_assert(SHM_ST_COUNT * 8 <= SHM_STATS_LINE, "counters fit a line");
+
+/* Counter line i (0..max_procs; max_procs holds those of the gone), or
+ * NULL if out of range. */
+_Atomic uint64_t *shm_stats_line(const struct shm_seg *s, uint32_t i);
+
+/* Move slot i's counters into the line of the gone. */
+void shm_stats_fold(const struct shm_seg *s, uint32_t i);
 
 /* --- layout.c: sizing and validation (pure functions) ------------------ */
 
@@ -415,6 +503,12 @@ static inline uint64_t shm_blk_size(const struct shm_seg *s, uint64_t off)
 	return 0;
 }
 
+/* Claim a free word of the array of `cap` state words at `states` (a
+ * segment offset inside `region`) for `owner`, scanning from *cursor:
+ * its index, or -ENOSPC if none is free, or -EUCLEAN. */
+int64_t shm_claim(const struct shm_seg *s, unsigned region, uint64_t states,
+		  uint64_t cap, _Atomic uint64_t *cursor, uint64_t owner);
+
 /* Claim a free block of class c for `owner` (an OWNED word), scanning the
  * state words from the process's cursor: the block's offset, or -ENOSPC
  * if none is free (the caller may reclaim and try again). */
@@ -433,6 +527,9 @@ void shm_blk_each(const struct shm_seg *s, int c, shm_blk_fn fn, void *arg);
 /* State word k of class c, or NULL if out of range. */
 _Atomic uint64_t *shm_class_word(const struct shm_seg *s, unsigned c,
 				 uint64_t k);
+
+/* Rings a process remembers having retired (see struct sesh). */
+#define SHM_RING_RETIRE_LOCAL 64u
 
 /* --- domain.c ------------------------------------------------------------- */
 
@@ -456,6 +553,13 @@ struct sesh {
 				 * under the handles lock */
 	_Atomic int ns_idx;	/* the namespace's entry, -1 until found */
 	struct shm_alloc_local alloc;
+	/* Streams (ring/): where to look for a free ring; the lock over
+	 * our pin table and the rings we retired, which are reclaimed once
+	 * their grace period is over and nobody reads them. */
+	_Atomic uint64_t ring_cursor;
+	pthread_mutex_t ring_lock;
+	uint32_t ring_nretired;
+	uint32_t ring_retired[SHM_RING_RETIRE_LOCAL];
 };
 
 _Static_assert(SHM_READERS_PER_PROC <= 32, "readers_taken is 32 bits");

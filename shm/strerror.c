@@ -33,9 +33,9 @@ const char *sesh_strerror(int err)
 	case ENOSPC:
 		return "no space left: table, quota, registry or segment full";
 	case EAGAIN:
-		return "nothing to read yet";
+		return "try again: nothing to read yet, or busy";
 	case ETIMEDOUT:
-		return "timed out";
+		return "timed out, or held up past the unblock timeout";
 	case EOVERFLOW:
 		return "messages were overwritten before they were read";
 	case EPROTO:

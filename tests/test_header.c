@@ -358,6 +358,9 @@ static void test_random_headers(void **state)
 			 * different but valid domain. */
 			a.max_message = b.max_message = 0;
 			a.idle_ttl_s = b.idle_ttl_s = 0;
+			a.unblock_ms = b.unblock_ms = 0;
+			memset(a.hash_key, 0, sizeof(a.hash_key));
+			memset(b.hash_key, 0, sizeof(b.hash_key));
 			a.mode = b.mode = 0;
 			/* Only the checksummed prefix: what follows it is
 			 * mutable and unchecked by design. */
