@@ -1,6 +1,7 @@
 /*
  * sesh.c - the sesh command-line tool: create, describe, check and remove
- * domains, and create, read, list and remove their sessions.
+ * domains; create, read, list and remove their sessions; publish to and
+ * follow the sessions' streams.
  *
  * Each verb parses its own options with getopt_long(), calls the public API
  * of include/sesh.h and prints a report for people or, with --json, JSON
@@ -19,6 +20,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sesh.h"
 
@@ -47,6 +50,8 @@ enum {
 	OPT_MAX_METADATA,
 	OPT_IDLE_TTL,
 	OPT_MAX_PROCESSES,
+	OPT_UNBLOCK_MS,
+	OPT_MAX_SUBSCRIPTIONS,
 	OPT_MODE,
 	OPT_NS,
 	OPT_JSON,
@@ -55,6 +60,10 @@ enum {
 	OPT_META_FILE,
 	OPT_TTL,
 	OPT_EXPIRED,
+	OPT_AFTER,
+	OPT_OLDEST,
+	OPT_FOLLOW, /* also -f */
+	OPT_LINES,
 };
 
 /* A verb lists the options it takes as a set of these bits. */
@@ -69,6 +78,8 @@ static const struct option all_opts[] = {
 	{"max-metadata", required_argument, NULL, OPT_MAX_METADATA},
 	{"idle-ttl", required_argument, NULL, OPT_IDLE_TTL},
 	{"max-processes", required_argument, NULL, OPT_MAX_PROCESSES},
+	{"unblock-ms", required_argument, NULL, OPT_UNBLOCK_MS},
+	{"max-subscriptions", required_argument, NULL, OPT_MAX_SUBSCRIPTIONS},
 	{"mode", required_argument, NULL, OPT_MODE},
 	{"ns", required_argument, NULL, OPT_NS},
 	{"json", no_argument, NULL, OPT_JSON},
@@ -77,6 +88,10 @@ static const struct option all_opts[] = {
 	{"meta-file", required_argument, NULL, OPT_META_FILE},
 	{"ttl", required_argument, NULL, OPT_TTL},
 	{"expired", required_argument, NULL, OPT_EXPIRED},
+	{"after", required_argument, NULL, OPT_AFTER},
+	{"oldest", no_argument, NULL, OPT_OLDEST},
+	{"follow", no_argument, NULL, OPT_FOLLOW},
+	{"lines", no_argument, NULL, OPT_LINES},
 };
 
 struct args;
@@ -86,7 +101,7 @@ struct args;
  * which options (OPT_BIT()s) and how many operands it takes, and what to
  * do on the attached handle: act returns 0, a negative errno that the
  * library returned, or an exit status it has already reported. Operands
- * are NAME, then a session ID; the topic of help.
+ * are NAME, then a session ID, then a message (publish); the topic of help.
  */
 struct verb {
 	const char *name; /* as typed; "session get" for a sub-command */
@@ -94,7 +109,7 @@ struct verb {
 	void (*help)(void);
 	int (*act)(sesh_t *d, struct args *a);
 	unsigned opts;	     /* OPT_BIT()s of the options taken */
-	size_t need, max;    /* operands required, allowed (at most 2) */
+	size_t need, max;    /* operands required, allowed (at most 3) */
 	unsigned open_flags; /* sesh_open() flags; never create if 0 */
 	bool needs_meta;     /* --meta or --meta-file is required */
 };
@@ -102,7 +117,7 @@ struct verb {
 /* A verb's arguments, as parse_verb() found them. */
 struct args {
 	const struct verb *v;
-	const char *operand[2];
+	const char *operand[3];
 	size_t operands;
 	sesh_config_t cfg; /* capacities, for create */
 	const char *ns;
@@ -116,6 +131,11 @@ struct args {
 	uint32_t idle_s; /* --expired */
 	bool expired;
 	bool json;
+	uint64_t after; /* --after */
+	bool after_given;
+	bool oldest;
+	bool follow;
+	bool lines;
 };
 
 /* ----------------------------------------------------------------------
@@ -197,10 +217,10 @@ static int usage_error(const char *verb, const char *fmt, ...)
 }
 
 /*
- * Report a failure on one line: "sesh: VERB: NAME: reason", or
+ * Say something on stderr, on one line: "sesh: VERB: NAME: reason", or
  * "sesh: VERB: reason" when @name is NULL.
  */
-static int fail_because(const char *verb, const char *name, const char *reason)
+static void say(const char *verb, const char *name, const char *reason)
 {
 	char q[4 * SESH_NAME_MAX + 8];
 
@@ -209,6 +229,12 @@ static int fail_because(const char *verb, const char *name, const char *reason)
 			clean(q, sizeof(q), name, SIZE_MAX), reason);
 	else
 		fprintf(stderr, "sesh: %s: %s\n", verb, reason);
+}
+
+/* Report a failure on one line, as say() does. */
+static int fail_because(const char *verb, const char *name, const char *reason)
+{
+	say(verb, name, reason);
 	return EXIT_FAILURE;
 }
 
@@ -371,28 +397,34 @@ static void print_text(const sesh_info_t *in, const struct procs *ps)
 {
 	char t[64], h[32], q[4 * sizeof(ps->v->comm) + 8];
 
-	printf("domain:          %s\n", in->name);
-	printf("namespace:       %s\n", in->ns);
-	printf("layout version:  %" PRIu32 "\n", in->layout_version);
-	printf("domain id:       0x%016" PRIx64 "\n", in->domain_id);
-	printf("created:         %s\n", iso_time(t, sizeof(t), in->created_ns));
-	printf("max sessions:    %zu\n", in->max_sessions);
-	printf("stream bytes:    %zu (%s)\n", in->stream_bytes,
+	printf("domain:            %s\n", in->name);
+	printf("namespace:         %s\n", in->ns);
+	printf("layout version:    %" PRIu32 "\n", in->layout_version);
+	printf("domain id:         0x%016" PRIx64 "\n", in->domain_id);
+	printf("created:           %s\n",
+	       iso_time(t, sizeof(t), in->created_ns));
+	printf("max sessions:      %zu\n", in->max_sessions);
+	printf("stream bytes:      %zu (%s)\n", in->stream_bytes,
 	       human_size(h, sizeof(h), in->stream_bytes));
-	printf("max message:     %zu (%s)\n", in->max_message,
+	printf("max message:       %zu (%s)\n", in->max_message,
 	       human_size(h, sizeof(h), in->max_message));
-	printf("max metadata:    %zu (%s)\n", in->max_metadata,
+	printf("max metadata:      %zu (%s)\n", in->max_metadata,
 	       human_size(h, sizeof(h), in->max_metadata));
-	printf("idle ttl:        %" PRIu32 " s\n", in->idle_ttl_s);
-	printf("max processes:   %" PRIu32 "\n", in->max_processes);
-	printf("mode:            %04o\n", (unsigned)in->mode & 07777);
-	printf("segment size:    %" PRIu64 " bytes (%s) virtual\n",
+	printf("idle ttl:          %" PRIu32 " s\n", in->idle_ttl_s);
+	printf("max processes:     %" PRIu32 "\n", in->max_processes);
+	printf("unblock after:     %" PRIu32 " ms\n", in->unblock_ms);
+	printf("max subscriptions: %" PRIu32 " per process\n",
+	       in->max_subscriptions);
+	printf("mode:              %04o\n", (unsigned)in->mode & 07777);
+	printf("segment size:      %" PRIu64 " bytes (%s) virtual\n",
 	       in->segment_bytes, human_size(h, sizeof(h), in->segment_bytes));
-	printf("committed:       %" PRIu64 " bytes (%s)\n", in->committed_bytes,
+	printf("committed:         %" PRIu64 " bytes (%s)\n",
+	       in->committed_bytes,
 	       human_size(h, sizeof(h), in->committed_bytes));
-	printf("processes:       %" PRIu32 " alive, %" PRIu32 " dead\n",
+	printf("processes:         %" PRIu32 " alive, %" PRIu32 " dead\n",
 	       in->processes_alive, in->processes_dead);
-	printf("sessions:        %zu\n", in->sessions);
+	printf("sessions:          %zu\n", in->sessions);
+	printf("streams open:      %zu\n", in->streams_open);
 
 	printf("\n%-6s %-8s %-16s %-6s %s\n", "SLOT", "PID", "COMM", "STATE",
 	       "ATTACHED");
@@ -459,12 +491,15 @@ static void print_json(const sesh_info_t *in, const struct procs *ps)
 	printf(",\n  \"max_metadata\": %zu", in->max_metadata);
 	printf(",\n  \"idle_ttl_s\": %" PRIu32, in->idle_ttl_s);
 	printf(",\n  \"max_processes\": %" PRIu32, in->max_processes);
+	printf(",\n  \"unblock_ms\": %" PRIu32, in->unblock_ms);
+	printf(",\n  \"max_subscriptions\": %" PRIu32, in->max_subscriptions);
 	printf(",\n  \"mode\": \"%04o\"", (unsigned)in->mode & 07777);
 	printf(",\n  \"segment_bytes\": %" PRIu64, in->segment_bytes);
 	printf(",\n  \"committed_bytes\": %" PRIu64, in->committed_bytes);
 	printf(",\n  \"processes_alive\": %" PRIu32, in->processes_alive);
 	printf(",\n  \"processes_dead\": %" PRIu32, in->processes_dead);
 	printf(",\n  \"sessions\": %zu", in->sessions);
+	printf(",\n  \"streams_open\": %zu", in->streams_open);
 	printf(",\n  \"processes\": [");
 	for (size_t i = 0; i < ps->n; i++) {
 		const sesh_proc_t *p = &ps->v[i];
@@ -719,24 +754,35 @@ static const struct {
 	{"problems", offsetof(sesh_check_t, problems)},
 };
 
+/*
+ * One counter of a report: a line "key: value", with blanks for the
+ * underscores of the key, or, with @json, a member of the object that the
+ * @first counter opens.
+ */
+static void print_count(bool json, bool first, const char *key, uint64_t n)
+{
+	char label[32];
+
+	if (json) {
+		printf("%s\n  \"%s\": %" PRIu64, first ? "{" : ",", key, n);
+		return;
+	}
+	snprintf(label, sizeof(label), "%s:", key);
+	for (char *p = label; *p; p++)
+		if (*p == '_')
+			*p = ' ';
+	printf("%-17s%" PRIu64 "\n", label, n);
+}
+
 static void print_check(const sesh_check_t *c, bool json)
 {
-	char label[32], q[4 * sizeof(c->first_problem) + 8];
+	char q[4 * sizeof(c->first_problem) + 8];
 
 	for (size_t i = 0; i < ARRAY_SIZE(check_counts); i++) {
-		const char *key = check_counts[i].key;
 		size_t n;
 
 		memcpy(&n, (const char *)c + check_counts[i].off, sizeof(n));
-		if (json) {
-			printf("%s\n  \"%s\": %zu", i ? "," : "{", key, n);
-			continue;
-		}
-		snprintf(label, sizeof(label), "%s:", key);
-		for (char *p = label; *p; p++)
-			if (*p == '_')
-				*p = ' ';
-		printf("%-17s%zu\n", label, n);
+		print_count(json, i == 0, check_counts[i].key, n);
 	}
 	if (json) {
 		fputs(",\n  \"first_problem\": ", stdout);
@@ -785,6 +831,349 @@ static int act_recover(sesh_t *d, struct args *a)
 }
 
 /* ----------------------------------------------------------------------
+ * Streams
+ */
+
+/* How long tail -f waits for a message at a time: the longest it takes
+ * to notice SIGINT or SIGTERM should the wait not be interrupted. */
+#define TAIL_WAIT_MS 200
+
+/* publish --lines: most messages given to one sesh_publish_batch(). */
+#define BATCH_MAX 64
+
+/*
+ * Read standard input whole into *@out (malloc'd), @max bytes at most:
+ * -E2BIG if there is more, without reading it all. Returns 0, a negative
+ * errno, or the exit status of a read error, reported.
+ */
+static int read_input(struct args *a, size_t max, char **out, size_t *len)
+{
+	char *buf = NULL, *b;
+	size_t n = 0, cap = 0, got;
+
+	errno = 0;
+	for (;;) {
+		if (n > max) {
+			free(buf);
+			return -E2BIG;
+		}
+		if (n == cap) {
+			/* max + 1: one byte more tells that there is more */
+			size_t want = cap ? 2 * cap : 4096;
+
+			cap = want > max + 1 || want < cap ? max + 1 : want;
+			b = realloc(buf, cap);
+			if (!b) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = b;
+		}
+		got = fread(buf + n, 1, cap - n, stdin);
+		n += got;
+		if (got == 0)
+			break;
+	}
+	if (ferror(stdin)) {
+		char reason[128];
+
+		snprintf(reason, sizeof(reason), "standard input: %s",
+			 strerror(errno ? errno : EIO));
+		free(buf);
+		return fail_because(a->v->name, a->operand[0], reason);
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* Publish the @n lines of @bufs with one sesh_publish_batch() and print
+ * the ids of those published, which on an error may be the first few. */
+static int batch_publish(sesh_t *d, struct args *a, const sesh_buf_t *bufs,
+			 size_t *n)
+{
+	uint64_t ids[BATCH_MAX];
+	int err;
+
+	if (*n == 0)
+		return 0;
+	err = sesh_publish_batch(d, a->operand[1], bufs, *n, ids);
+	for (size_t i = 0; i < *n && (!err || ids[i]); i++)
+		printf("%" PRIu64 "\n", ids[i]);
+	*n = 0;
+	fflush(stdout);
+	return err;
+}
+
+/*
+ * publish --lines: each line of standard input, without its newline, is a
+ * message of up to @max bytes; a last line without a newline is one too.
+ * The whole lines that one read(2) brings are published at once, in
+ * batches, so that a slow writer's lines are not held back and a fast
+ * one's go BATCH_MAX at a time. A line too long fails once the lines
+ * before it are published.
+ */
+static int publish_lines(sesh_t *d, struct args *a, size_t max)
+{
+	sesh_buf_t bufs[BATCH_MAX];
+	char *buf = NULL, *b, *nl;
+	size_t start = 0, end = 0, cap = 0, n = 0, len;
+	ssize_t got;
+	bool eof = false;
+	int err = 0, e, read_err = 0;
+
+	while (!err && !eof) {
+		if (end == cap) {
+			cap = cap ? 2 * cap : 65536;
+			b = realloc(buf, cap);
+			if (!b) {
+				err = -ENOMEM;
+				break;
+			}
+			buf = b;
+		}
+		got = read(STDIN_FILENO, buf + end, cap - end);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			read_err = errno;
+			break; /* a line cut short is no message */
+		}
+		eof = got == 0;
+		end += (size_t)got;
+		/* bufs point into buf: publish them before buf moves. */
+		while (!err && start < end) {
+			nl = memchr(buf + start, '\n', end - start);
+			if (!nl && !eof)
+				break;
+			len = nl ? (size_t)(nl - (buf + start)) : end - start;
+			if (len > max) {
+				err = -E2BIG;
+				break;
+			}
+			bufs[n].data = buf + start;
+			bufs[n].len = len;
+			n++;
+			start += len + (nl != NULL);
+			if (n == BATCH_MAX)
+				err = batch_publish(d, a, bufs, &n);
+		}
+		if (!err && end - start > max) /* the line read so far */
+			err = -E2BIG;
+		e = batch_publish(d, a, bufs, &n);
+		err = e ? e : err;
+		memmove(buf, buf + start, end - start);
+		end -= start;
+		start = 0;
+	}
+	free(buf);
+	if (!err && read_err) {
+		char reason[128];
+
+		snprintf(reason, sizeof(reason), "standard input: %s",
+			 strerror(read_err));
+		err = fail_because(a->v->name, a->operand[0], reason);
+	}
+	return err;
+}
+
+/* publish: MESSAGE, or standard input as one message, or, with --lines,
+ * one message per line; the event ids, one per line. */
+static int act_publish(sesh_t *d, struct args *a)
+{
+	const char *msg = a->operands > 2 ? a->operand[2] : "-";
+	sesh_info_t in;
+	uint64_t id;
+	char *buf = NULL;
+	size_t len;
+	int err;
+
+	if (strcmp(msg, "-") != 0) {
+		len = strlen(msg);
+	} else {
+		/* Read no more than the domain takes. */
+		err = sesh_info(d, &in);
+		if (err)
+			return err;
+		if (a->lines)
+			return publish_lines(d, a, in.max_message);
+		err = read_input(a, in.max_message, &buf, &len);
+		if (err)
+			return err;
+		msg = buf;
+	}
+	err = sesh_publish(d, a->operand[1], msg, len, &id);
+	if (!err)
+		printf("%" PRIu64 "\n", id);
+	free(buf);
+	return err;
+}
+
+/* The signal that asked tail to stop, or 0. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+/*
+ * Have SIGINT and SIGTERM set stop_signal, without SA_RESTART so that a
+ * wait returns early, unless they were ignored when sesh started (as a
+ * shell does for its background jobs). Ignore SIGPIPE: a reader gone is a
+ * write error, and tail detaches before it exits.
+ */
+static void catch_stop_signals(void)
+{
+	static const int stop[] = {SIGINT, SIGTERM};
+	struct sigaction sa, old;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_stop_signal;
+	for (size_t i = 0; i < ARRAY_SIZE(stop); i++) {
+		if (sigaction(stop[i], NULL, &old) == 0 &&
+		    old.sa_handler == SIG_IGN)
+			continue;
+		sigaction(stop[i], &sa, NULL);
+	}
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Print @len bytes at @p on one line: \n, \t and \\ for the newline, the
+ * tab and the backslash, \xNN for other bytes not printable ASCII. */
+static void print_line_escaped(const void *p, size_t len)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = b[i];
+
+		if (c == '\n')
+			fputs("\\n", stdout);
+		else if (c == '\t')
+			fputs("\\t", stdout);
+		else if (c == '\\')
+			fputs("\\\\", stdout);
+		else if (c < 0x20 || c >= 0x7f)
+			printf("\\x%02x", c);
+		else
+			putchar(c);
+	}
+}
+
+static void print_msg(const sesh_msg_t *m, bool json)
+{
+	if (json) {
+		printf("{\"id\": %" PRIu64 ", \"published_ns\": %" PRId64
+		       ", \"data\": ",
+		       m->event_id, m->published_ns);
+		json_bytes(m->data, m->len);
+		fputs("}\n", stdout);
+	} else {
+		printf("%" PRIu64 "\t", m->event_id);
+		print_line_escaped(m->data, m->len);
+		putchar('\n');
+	}
+}
+
+/*
+ * tail: print the messages of a stream, from where the options say, until
+ * none is left or, with --follow, until the session goes or a signal
+ * comes. Being lapped is said on stderr and is no failure.
+ */
+static int act_tail(sesh_t *d, struct args *a)
+{
+	sesh_stream_t *s;
+	sesh_msg_t m;
+	uint64_t after;
+	char reason[64];
+	int err, wait = 0;
+
+	if (a->after_given)
+		after = a->after;
+	else if (a->oldest || !a->follow)
+		after = SESH_FROM_OLDEST;
+	else
+		after = SESH_FROM_LATEST;
+	catch_stop_signals();
+	err = sesh_subscribe(d, a->operand[1], after, &s);
+	if (err)
+		return err;
+	for (;;) {
+		if (stop_signal || ferror(stdout)) {
+			err = 0; /* a write error is finish()'s to report */
+			break;
+		}
+		err = sesh_stream_next(s, &m, wait);
+		if (err == 0) {
+			print_msg(&m, a->json);
+			wait = 0;
+		} else if (err == -EOVERFLOW) {
+			fflush(stdout);
+			snprintf(reason, sizeof(reason),
+				 "lapped, resuming at %" PRIu64, m.event_id);
+			say(a->v->name, a->operand[0], reason);
+			wait = 0;
+		} else if (err == -EAGAIN || err == -ETIMEDOUT) {
+			/* Drained: show what came before waiting. */
+			if (!a->follow) {
+				err = 0;
+				break;
+			}
+			fflush(stdout);
+			wait = TAIL_WAIT_MS;
+		} else {
+			/* -ENOENT: the session went, after its last
+			 * message; anything else is a failure, unless a
+			 * signal asked to stop. */
+			if (err == -ENOENT || stop_signal)
+				err = 0;
+			break;
+		}
+	}
+	sesh_stream_close(s);
+	return err;
+}
+
+/* The counters of sesh_stats_t, in the order they are printed. */
+static const struct {
+	const char *key;
+	size_t off;
+} stats_counts[] = {
+	{"published", offsetof(sesh_stats_t, published)},
+	{"published_bytes", offsetof(sesh_stats_t, published_bytes)},
+	{"publish_failed", offsetof(sesh_stats_t, publish_failed)},
+	{"delivered", offsetof(sesh_stats_t, delivered)},
+	{"delivered_bytes", offsetof(sesh_stats_t, delivered_bytes)},
+	{"lapped", offsetof(sesh_stats_t, lapped)},
+	{"holes_unblocked", offsetof(sesh_stats_t, holes_unblocked)},
+	{"futex_waits", offsetof(sesh_stats_t, futex_waits)},
+	{"futex_wakes", offsetof(sesh_stats_t, futex_wakes)},
+	{"subscriptions", offsetof(sesh_stats_t, subscriptions)},
+};
+
+static int act_stats(sesh_t *d, struct args *a)
+{
+	sesh_stats_t st;
+	int err;
+
+	err = sesh_stats(d, &st);
+	if (err)
+		return err;
+	for (size_t i = 0; i < ARRAY_SIZE(stats_counts); i++) {
+		uint64_t n;
+
+		memcpy(&n, (const char *)&st + stats_counts[i].off, sizeof(n));
+		print_count(a->json, i == 0, stats_counts[i].key, n);
+	}
+	if (a->json)
+		fputs("\n}\n", stdout);
+	return 0;
+}
+
+/* ----------------------------------------------------------------------
  * Verbs
  */
 
@@ -820,6 +1209,14 @@ static void help_create(void)
 	printf("  --max-processes N   processes attached at once (default "
 	       "%" PRIu32 ")\n",
 	       def.max_processes);
+	printf("  --unblock-ms MS     how long a stream waits for a stalled "
+	       "publisher\n"
+	       "                      (default %" PRIu32 ")\n",
+	       def.unblock_ms);
+	printf("  --max-subscriptions N\n"
+	       "                      streams one process may have open "
+	       "(default %" PRIu32 ")\n",
+	       def.max_subscriptions);
 	printf("  --mode OCTAL        permissions of the shared-memory object "
 	       "(default %04o)\n",
 	       (unsigned)def.mode);
@@ -838,9 +1235,10 @@ static void help_info(void)
 	       "\n"
 	       "Describe the domain NAME: layout, capacities, sizes, the "
 	       "processes of its\n"
-	       "registry, alive or dead, and how many sessions it stores. The "
-	       "tool attaches\n"
-	       "for the time it takes, so it lists itself too.\n"
+	       "registry, alive or dead, how many sessions it stores and how "
+	       "many streams\n"
+	       "are open. The tool attaches for the time it takes, so it lists "
+	       "itself too.\n"
 	       "\n"
 	       "options:\n"
 	       "  --ns NS     namespace to attach to (default: \"default\")\n"
@@ -951,6 +1349,78 @@ static void help_recover(void)
 	       "  -h, --help  show this help\n");
 }
 
+static void help_publish(void)
+{
+	printf("usage: sesh publish NAME ID [MESSAGE | -] [OPTIONS]\n"
+	       "\n"
+	       "Publish a message to the stream of the session ID of the "
+	       "domain NAME, and\n"
+	       "print its event id. The message is MESSAGE or, when it is - or "
+	       "left out,\n"
+	       "the whole of standard input, which may hold any bytes; more "
+	       "than the\n"
+	       "domain's max message is refused. A MESSAGE that starts with - "
+	       "goes after --.\n"
+	       "\n"
+	       "options:\n"
+	       "  --ns NS     namespace of the session (default: "
+	       "\"default\")\n"
+	       "  --lines     publish each line of standard input, without its "
+	       "newline, as\n"
+	       "              one message, in batches; print one id per line\n"
+	       "  -h, --help  show this help\n");
+}
+
+static void help_tail(void)
+{
+	printf("usage: sesh tail NAME ID [OPTIONS]\n"
+	       "\n"
+	       "Print the messages of the stream of the session ID of the "
+	       "domain NAME, one\n"
+	       "line each: the event id, a tab, the bytes, with \\n, \\t, \\\\ "
+	       "and \\xNN for\n"
+	       "the newline, the tab, the backslash and other bytes that are "
+	       "not printable\n"
+	       "ASCII. Without --follow, it starts from the oldest message "
+	       "retained and\n"
+	       "stops when none is left; with --follow, it starts from the "
+	       "next message\n"
+	       "published and waits for more until the session is removed or "
+	       "expires, or\n"
+	       "SIGINT or SIGTERM comes. Messages overwritten before they "
+	       "were read are\n"
+	       "skipped with a line on stderr, \"sesh: tail: NAME: lapped, "
+	       "resuming at ID\".\n"
+	       "\n"
+	       "options:\n"
+	       "  --ns NS        namespace of the session (default: "
+	       "\"default\")\n"
+	       "  --after EVENT  start after the message EVENT (a "
+	       "Last-Event-ID)\n"
+	       "  --oldest       start from the oldest message retained\n"
+	       "  -f, --follow   wait for new messages\n"
+	       "  --json         print one JSON object per message: id, "
+	       "published_ns, data\n"
+	       "  -h, --help     show this help\n");
+}
+
+static void help_stats(void)
+{
+	printf("usage: sesh stats NAME [OPTIONS]\n"
+	       "\n"
+	       "Print the stream counters of the domain NAME, summed over "
+	       "every process that\n"
+	       "ever attached: messages and bytes published and delivered, "
+	       "failed publishes,\n"
+	       "subscribers lapped, claims of stalled or dead publishers "
+	       "unblocked, futex\n"
+	       "waits and wakes, streams opened.\n"
+	       "\n"
+	       "options:\n"
+	       "  --json      print one JSON object\n"
+	       "  -h, --help  show this help\n");
+}
+
 static void help_top(void)
 {
 	printf("usage: sesh [--help | --version] COMMAND [ARGS]\n"
@@ -959,7 +1429,7 @@ static void help_top(void)
 	       "through\n"
 	       "which the processes of this host share sessions and message "
 	       "streams, and\n"
-	       "the sessions they hold.\n"
+	       "the sessions and streams they hold.\n"
 	       "\n"
 	       "commands:\n"
 	       "  create NAME [OPTIONS]       create a domain and describe it\n"
@@ -972,6 +1442,11 @@ static void help_top(void)
 	       "namespace\n"
 	       "  check NAME [OPTIONS]        validate the session index\n"
 	       "  recover NAME                clean up after dead processes\n"
+	       "  publish NAME ID [MESSAGE]   publish a message to a session's "
+	       "stream\n"
+	       "  tail NAME ID [OPTIONS]      print a session's stream, or "
+	       "follow it\n"
+	       "  stats NAME [OPTIONS]        show the stream counters\n"
 	       "  help [COMMAND]              show this help, or a command's\n"
 	       "\n"
 	       "options:\n"
@@ -1023,9 +1498,14 @@ static const struct num_opt {
 	NUM(OPT_IDLE_TTL, "idle-ttl", 10, false, UINT32_MAX, cfg.idle_ttl_s),
 	NUM(OPT_MAX_PROCESSES, "max-processes", 10, false, UINT32_MAX,
 	    cfg.max_processes),
+	NUM(OPT_UNBLOCK_MS, "unblock-ms", 10, false, UINT32_MAX,
+	    cfg.unblock_ms),
+	NUM(OPT_MAX_SUBSCRIPTIONS, "max-subscriptions", 10, false, UINT32_MAX,
+	    cfg.max_subscriptions),
 	NUM(OPT_MODE, "mode", 8, false, 07777, cfg.mode),
 	NUM(OPT_TTL, "ttl", 10, false, UINT32_MAX, ttl_s),
 	NUM(OPT_EXPIRED, "expired", 10, false, UINT32_MAX, idle_s),
+	NUM(OPT_AFTER, "after", 10, false, UINT64_MAX, after),
 #undef NUM
 };
 
@@ -1087,6 +1567,23 @@ static int parse_opt(struct args *a, int c, const char *arg)
 			a->meta_len = strlen(arg);
 		}
 		return 0;
+	case OPT_FOLLOW:
+		a->follow = true;
+		return 0;
+	case OPT_LINES:
+		a->lines = true;
+		return 0;
+	case OPT_AFTER:
+	case OPT_OLDEST:
+		if (a->after_given || a->oldest)
+			return usage_error(a->v->name,
+					   "give one --after or --oldest");
+		if (c == OPT_OLDEST) {
+			a->oldest = true;
+			return 0;
+		}
+		a->after_given = true;
+		break;
 	case OPT_EXPIRED:
 		a->expired = true;
 		break;
@@ -1097,11 +1594,17 @@ static int parse_opt(struct args *a, int c, const char *arg)
 	return *bad == '\0' ? 0 : bad_number(a->v->name, bad, arg);
 }
 
-/* The getopt_long() table of the options in @bits, and --help. */
-static void build_opts(unsigned bits, struct option *out)
+/* The getopt_long() table of the options in @bits, and --help; the
+ * short options, in @shorts. */
+static void build_opts(unsigned bits, struct option *out, char shorts[8])
 {
 	static const struct option help = {"help", no_argument, NULL, 'h'};
 	size_t n = 0;
+
+	/* '-': operands in order; ':': tell a missing argument apart */
+	strcpy(shorts, "-:h");
+	if (bits & OPT_BIT(OPT_FOLLOW))
+		strcat(shorts, "f");
 
 	for (size_t i = 0; i < ARRAY_SIZE(all_opts); i++)
 		if (bits & OPT_BIT(all_opts[i].val))
@@ -1119,15 +1622,20 @@ static void build_opts(unsigned bits, struct option *out)
 static bool parse_verb(const struct verb *v, int argc, char **argv,
 		       struct args *a, int *status)
 {
-	static const char *const what[] = {"domain name", "session id"};
+	static const char *const what[] = {"domain name", "session id",
+					   "message"};
 	struct option opts[ARRAY_SIZE(all_opts) + 2];
+	char shorts[8];
 	int c, err = 0;
 
 	memset(a, 0, sizeof(*a));
 	a->v = v;
 	sesh_config_init(&a->cfg);
-	build_opts(v->opts, opts);
-	while (!err && (c = getopt_long(argc, argv, "-:h", opts, NULL)) != -1) {
+	build_opts(v->opts, opts, shorts);
+	while (!err &&
+	       (c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
+		if (c == 'f')
+			c = OPT_FOLLOW;
 		if (c == 1) {
 			err = take_operand(a, optarg);
 		} else if (c == 'h') {
@@ -1146,6 +1654,9 @@ static bool parse_verb(const struct verb *v, int argc, char **argv,
 		err = usage_error(v->name, "missing %s", what[a->operands]);
 	if (!err && v->needs_meta && !a->meta_given)
 		err = usage_error(v->name, "missing --meta or --meta-file");
+	if (!err && a->lines && a->operands > 2 && strcmp(a->operand[2], "-"))
+		err = usage_error(v->name, "--lines reads standard input: "
+					   "give no MESSAGE, or -");
 	*status = err;
 	return err == 0;
 }
@@ -1352,6 +1863,28 @@ static const struct verb verbs[] = {
 	 .run = cmd_domain,
 	 .help = help_recover,
 	 .act = act_recover,
+	 .need = 1,
+	 .max = 1},
+	{.name = "publish",
+	 .run = cmd_domain,
+	 .help = help_publish,
+	 .act = act_publish,
+	 .opts = OPT_BIT(OPT_NS) | OPT_BIT(OPT_LINES),
+	 .need = 2,
+	 .max = 3},
+	{.name = "tail",
+	 .run = cmd_domain,
+	 .help = help_tail,
+	 .act = act_tail,
+	 .opts = OPT_BIT(OPT_NS) | OPT_BIT(OPT_AFTER) | OPT_BIT(OPT_OLDEST) |
+		 OPT_BIT(OPT_FOLLOW) | OPT_BIT(OPT_JSON),
+	 .need = 2,
+	 .max = 2},
+	{.name = "stats",
+	 .run = cmd_domain,
+	 .help = help_stats,
+	 .act = act_stats,
+	 .opts = OPT_BIT(OPT_JSON),
 	 .need = 1,
 	 .max = 1},
 	{.name = "help", .run = cmd_help, .help = help_top, .max = 1},
