@@ -1394,12 +1394,13 @@ static void sleep_on(struct sesh_stream *s, uint32_t v, int64_t ns)
 
 static int next(sesh_stream_t *s, sesh_msg_t *msg, int timeout_ms, bool zc)
 {
-	struct stall *st = &s->st;
+	struct stall *st;
 	int64_t deadline = 0, now;
 	int polls = 0, rc;
 
 	if (s == NULL || msg == NULL || timeout_ms < -1)
 		return -EINVAL;
+	st = &s->st;
 	s->zc = false;
 	if (s->ended)
 		return -ENOENT;
