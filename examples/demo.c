@@ -1,6 +1,6 @@
 /*
  * demo.c - what the process registry of a sesh domain sees when a worker
- * dies.
+ * dies, and how sessions and their streams are shared by workers.
  *
  * A prefork server opens its domain once, then forks its workers; each
  * worker uses the handle it inherited. This demo does the same with three
@@ -15,10 +15,19 @@
  * next request of that session from shared memory. The id and the owner
  * check are all a worker needs.
  *
- * The demo checks what it prints and exits non-zero if the registry or the
- * session store says anything else. Synchronisation is by pipes and signals, never by sleeps.
+ * Then the session's stream, as an MCP server uses it for SSE: one worker
+ * publishes messages that a subscriber in another worker receives. A
+ * third worker reads part of the stream and is killed, as if its client's
+ * connection dropped; the client comes back to a fourth worker with the
+ * id of the last message it got (Last-Event-ID), and that worker resumes
+ * the stream right after it, with exactly the messages missed.
+ *
+ * The demo checks what it prints and exits non-zero if the registry, the
+ * session store or the stream says anything else. Synchronisation is by
+ * pipes and signals, never by sleeps.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -39,6 +48,10 @@ static pid_t worker[WORKERS];
 static bool reaped[WORKERS];
 static char sid[SESH_ID_MAX + 1]; /* the session worker 0 creates */
 
+/* The stream workers, 0 once reaped (see spawn()). */
+enum { LIVE_READER, PUBLISHER, DROPPED_READER, RESUMER, STREAMERS };
+static pid_t streamer[STREAMERS];
+
 #define SESSION_META "{\"protocolVersion\":\"2025-06-18\"}"
 
 /* ----------------------------------------------------------------------
@@ -53,11 +66,6 @@ static void on_sigterm(int sig)
 	stop = 1;
 }
 
-/*
- * Body of a worker. @ready is the write end of its pipe to the parent;
- * @wait_mask is the signal mask to sleep with, in which SIGTERM is not
- * blocked.
- */
 /* Worker 1's request: the session worker 0 made, which only its owner
  * may see. Returns 0 if the store answered as it must. */
 static int serve_request(void)
@@ -76,14 +84,19 @@ static int serve_request(void)
 		return -EPROTO;
 	/* Another user's request for the same id: as if there were none. */
 	err = sesh_session_get(dom, sid, "mallory", &s, NULL, 0);
-	printf("demo: worker %ld: same id, user mallory: %s\n",
-	       (long)getpid(), sesh_strerror(err));
+	printf("demo: worker %ld: same id, user mallory: %s\n", (long)getpid(),
+	       sesh_strerror(err));
 	if (err != -ENOENT)
 		return -EPROTO;
 	fflush(stdout); /* we leave with _exit() */
 	return sesh_session_touch(dom, sid);
 }
 
+/*
+ * Body of a worker. @ready is the write end of its pipe to the parent;
+ * @wait_mask is the signal mask to sleep with, in which SIGTERM is not
+ * blocked.
+ */
 static void worker_main(int i, int ready, const sigset_t *wait_mask)
 {
 	struct sigaction sa;
@@ -134,6 +147,175 @@ static void worker_main(int i, int ready, const sigset_t *wait_mask)
 }
 
 /* ----------------------------------------------------------------------
+ * The stream workers
+ */
+
+#define NLIVE	3 /* messages published first, read as they come */
+#define NREAD	2 /* how many of them the dropped worker reads */
+#define NMORE	2 /* published while the dropped client is away */
+#define NMISSED (NLIVE - NREAD + NMORE) /* what the resumed client gets */
+#define WAIT_MS 2000 /* only a broken stream makes a reader wait this long */
+
+/* The dropped client's Last-Event-ID, which it sends back when it
+ * reconnects; here it reaches the next worker through fork(). */
+static uint64_t last_event_id;
+
+/* Put message number @k (from 1) of the stream in @buf; its length. */
+static size_t message(int k, char *buf, size_t size)
+{
+	return (size_t)snprintf(buf, size, "{\"progress\":%d}", k);
+}
+
+/* Send @n bytes to the parent: 0 or -EPIPE. */
+static int tell(int out, const void *p, size_t n)
+{
+	return write(out, p, n) == (ssize_t)n ? 0 : -EPIPE;
+}
+
+/*
+ * The jobs of the stream workers return 0, a negative errno of a failed
+ * call, or 1 when the stream gave other than it must (they have
+ * said what on stderr).
+ */
+
+/*
+ * Read @n messages from @s, numbers @first on: print each as the SSE event
+ * it becomes, check its bytes, and send its event id to the parent.
+ */
+static int read_messages(sesh_stream_t *s, int first, int n, int out)
+{
+	char want[32];
+	sesh_msg_t m;
+	int err;
+
+	for (int k = first; k < first + n; k++) {
+		err = sesh_stream_next(s, &m, WAIT_MS);
+		if (err)
+			return err;
+		printf("demo: worker %ld <- id: %" PRIu64 " data: %.*s\n",
+		       (long)getpid(), m.event_id, (int)m.len,
+		       (const char *)m.data);
+		fflush(stdout);
+		if (m.len != message(k, want, sizeof(want)) ||
+		    memcmp(m.data, want, m.len) != 0) {
+			fprintf(stderr, "demo: worker %ld: expected %s\n",
+				(long)getpid(), want);
+			return 1;
+		}
+		err = tell(out, &m.event_id, sizeof(m.event_id));
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Subscribe to what is published from now on, tell the parent, then read
+ * the messages as they come: sesh_stream_next() sleeps until they do. */
+static int live_reader(int out)
+{
+	sesh_stream_t *s;
+	int err;
+
+	err = sesh_subscribe(dom, sid, SESH_FROM_LATEST, &s);
+	if (tell(out, &err, sizeof(err)) != 0 || err)
+		return err ? err : -EPIPE;
+	err = read_messages(s, 1, NLIVE, out);
+	sesh_stream_close(s);
+	return err;
+}
+
+/* Publish messages 1..NLIVE, one call each, and send their ids. */
+static int publish_each(int out)
+{
+	char buf[32];
+	uint64_t id;
+	int err;
+
+	printf("demo: worker %ld publishes %d messages to session %s\n",
+	       (long)getpid(), NLIVE, sid);
+	fflush(stdout); /* before the subscriber's lines */
+	for (int k = 1; k <= NLIVE; k++) {
+		err = sesh_publish(dom, sid, buf, message(k, buf, sizeof(buf)),
+				   &id);
+		if (err)
+			return err;
+		err = tell(out, &id, sizeof(id));
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Publish the next NMORE messages with one claim, and send their ids. */
+static int publish_more(int out)
+{
+	char buf[NMORE][32];
+	sesh_buf_t b[NMORE];
+	uint64_t id[NMORE];
+	int err;
+
+	for (int i = 0; i < NMORE; i++) {
+		b[i].data = buf[i];
+		b[i].len = message(NLIVE + 1 + i, buf[i], sizeof(buf[i]));
+	}
+	printf("demo: worker %ld publishes %d more in one batch\n",
+	       (long)getpid(), NMORE);
+	fflush(stdout);
+	err = sesh_publish_batch(dom, sid, b, NMORE, id);
+	if (err)
+		return err;
+	return tell(out, id, sizeof(id));
+}
+
+/* Read the first NREAD messages the stream retains, send their ids, and
+ * wait, reading nothing more, until the parent kills us. */
+static int dropped_reader(int out)
+{
+	sesh_stream_t *s;
+	int err;
+
+	printf("demo: worker %ld serves another client, from the oldest "
+	       "message\n",
+	       (long)getpid());
+	fflush(stdout);
+	err = sesh_subscribe(dom, sid, SESH_FROM_OLDEST, &s);
+	if (err)
+		return err;
+	err = read_messages(s, 1, NREAD, out);
+	if (err)
+		return err;
+	for (;;)
+		pause();
+}
+
+/* Serve the reconnected client: resume right after its Last-Event-ID.
+ * What it missed comes, and then nothing. */
+static int resumer(int out)
+{
+	sesh_stream_t *s;
+	sesh_msg_t m;
+	int err;
+
+	printf("demo: worker %ld resumes the stream after id %" PRIu64 "\n",
+	       (long)getpid(), last_event_id);
+	fflush(stdout);
+	err = sesh_subscribe(dom, sid, last_event_id, &s);
+	if (err)
+		return err;
+	err = read_messages(s, NREAD + 1, NMISSED, out);
+	if (err == 0) {
+		err = sesh_stream_next(s, &m, 0);
+		if (err == 0)
+			fprintf(stderr,
+				"demo: worker %ld: more than was missed\n",
+				(long)getpid());
+		err = err == -EAGAIN ? 0 : err < 0 ? err : 1;
+	}
+	sesh_stream_close(s);
+	return err;
+}
+
+/* ----------------------------------------------------------------------
  * The parent side
  */
 
@@ -148,6 +330,12 @@ static void __attribute__((noreturn)) fail(const char *what, int err)
 		if (worker[i] > 0 && !reaped[i]) {
 			kill(worker[i], SIGKILL);
 			waitpid(worker[i], NULL, 0);
+		}
+	}
+	for (int i = 0; i < STREAMERS; i++) {
+		if (streamer[i] > 0) {
+			kill(streamer[i], SIGKILL);
+			waitpid(streamer[i], NULL, 0);
 		}
 	}
 	if (dom) {
@@ -232,6 +420,145 @@ static void expect(const struct registry *r, pid_t killed)
 			 (long)worker[i], want_alive ? "alive" : "dead", says);
 		fail(msg, 0);
 	}
+}
+
+/*
+ * Fork stream worker @who to run @job, which gets the write end of a pipe
+ * to us; returns the read end. The worker exits 0 if @job returns 0.
+ */
+static int spawn(int who, int (*job)(int out))
+{
+	int fds[2], err;
+
+	if (pipe(fds))
+		fail("pipe", errno);
+	fflush(stdout); /* do not hand our buffer to the child */
+	streamer[who] = fork();
+	if (streamer[who] < 0)
+		fail("fork", errno);
+	if (streamer[who] == 0) {
+		close(fds[0]);
+		err = job(fds[1]);
+		if (err < 0)
+			fprintf(stderr, "demo: worker %ld: %s\n",
+				(long)getpid(), sesh_strerror(err));
+		sesh_close(dom);
+		_exit(err ? 1 : 0);
+	}
+	close(fds[1]);
+	return fds[0];
+}
+
+/* Read the @n bytes a stream worker sends on @fd; fail if it stops first. */
+static void hear(int fd, void *p, size_t n)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		r = read(fd, (char *)p + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			fail("a stream worker stopped before it answered", 0);
+		got += (size_t)r;
+	}
+}
+
+/* Reap stream worker @who: it must have exited 0, or died of @sig if that
+ * is not 0. */
+static void reap(int who, int sig)
+{
+	pid_t pid = streamer[who];
+	int status;
+
+	if (waitpid(pid, &status, 0) != pid)
+		fail("waitpid", errno);
+	streamer[who] = 0;
+	if (sig ? !WIFSIGNALED(status) || WTERMSIG(status) != sig
+		: !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail("a stream worker failed", 0);
+}
+
+/*
+ * The session's stream, across workers. The publishers send us the event
+ * ids sesh_publish() gave them; every reader must send back the same ids,
+ * in the same order, each exactly once.
+ */
+static void stream_demo(void)
+{
+	uint64_t id[NLIVE + NMORE], got[NLIVE + NMORE];
+	sesh_stats_t st;
+	int live, fd, err;
+	pid_t pid;
+
+	/* A subscriber waits for what comes next; then a publisher. */
+	live = spawn(LIVE_READER, live_reader);
+	hear(live, &err, sizeof(err));
+	if (err)
+		fail("sesh_subscribe", err);
+	printf("demo: worker %ld subscribed to session %s\n",
+	       (long)streamer[LIVE_READER], sid);
+	fd = spawn(PUBLISHER, publish_each);
+	hear(fd, id, NLIVE * sizeof(id[0]));
+	reap(PUBLISHER, 0);
+	close(fd);
+	hear(live, got, NLIVE * sizeof(got[0]));
+	reap(LIVE_READER, 0);
+	close(live);
+	for (int k = 1; k < NLIVE; k++)
+		if (id[k] <= id[k - 1])
+			fail("event ids do not increase", 0);
+	if (memcmp(got, id, NLIVE * sizeof(id[0])) != 0)
+		fail("the subscriber got other ids than were published", 0);
+
+	/*
+	 * Another worker serves a client from the oldest message. The client
+	 * goes away after NREAD of them, and its worker dies: kill -KILL.
+	 */
+	fd = spawn(DROPPED_READER, dropped_reader);
+	hear(fd, got, NREAD * sizeof(got[0]));
+	if (memcmp(got, id, NREAD * sizeof(id[0])) != 0)
+		fail("the dropped subscriber got other ids than were "
+		     "published",
+		     0);
+	last_event_id = got[NREAD - 1];
+	printf("demo: its client drops with Last-Event-ID %" PRIu64
+	       "; kill -KILL %ld\n",
+	       last_event_id, (long)streamer[DROPPED_READER]);
+	if (kill(streamer[DROPPED_READER], SIGKILL))
+		fail("kill", errno);
+	reap(DROPPED_READER, SIGKILL);
+	close(fd);
+	err = sesh_recover(dom);
+	if (err != 1)
+		fail("sesh_recover did not recover the dead subscriber",
+		     err < 0 ? err : 0);
+
+	/* More is published while the client is away; then it reconnects,
+	 * to yet another worker, with its Last-Event-ID. */
+	fd = spawn(PUBLISHER, publish_more);
+	hear(fd, id + NLIVE, NMORE * sizeof(id[0]));
+	reap(PUBLISHER, 0);
+	close(fd);
+	fd = spawn(RESUMER, resumer);
+	pid = streamer[RESUMER];
+	hear(fd, got, NMISSED * sizeof(got[0]));
+	reap(RESUMER, 0);
+	close(fd);
+	if (memcmp(got, id + NREAD, NMISSED * sizeof(id[0])) != 0)
+		fail("the resumed stream is not exactly what was missed", 0);
+
+	/* Counters are kept per process and summed, the dead one's too. */
+	err = sesh_stats(dom, &st);
+	if (err)
+		fail("sesh_stats", err);
+	printf("demo: worker %ld got exactly the %d messages missed; "
+	       "sesh_stats: %" PRIu64 " published, %" PRIu64 " delivered\n",
+	       (long)pid, NMISSED, st.published, st.delivered);
+	if (st.published != NLIVE + NMORE ||
+	    st.delivered != NLIVE + NREAD + NMISSED)
+		fail("sesh_stats does not count what the workers did", 0);
 }
 
 int main(void)
@@ -354,6 +681,9 @@ int main(void)
 			     "not find the session",
 			     0);
 	}
+
+	/* The session's stream, shared by the next workers. */
+	stream_demo();
 
 	/* The client says goodbye (DELETE): the session goes. */
 	err = sesh_session_delete(dom, sid);
