@@ -126,8 +126,9 @@ int main(void)
 	       "ns/op (single thread, one run; see make bench for "
 	       "percentiles)\n",
 	       N, t_create * 1e9 / N, t_get * 1e9 / N);
-	printf("regtest_million: index overhead %.1f bytes/session committed "
-	       "(32-byte ids, no metadata; bar %.0f)\n",
+	printf("regtest_million: overhead %.1f bytes/session committed "
+	       "(index record, buckets, stream ring header; 32-byte ids, no "
+	       "metadata, no message published; bar %.0f)\n",
 	       per, OVERHEAD_MAX);
 	CHECK(per <= OVERHEAD_MAX, "overhead %.1f bytes > %.0f", per,
 	      OVERHEAD_MAX);
