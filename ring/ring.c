@@ -1392,6 +1392,16 @@ static void sleep_on(struct sesh_stream *s, uint32_t v, int64_t ns)
 	syscall(SYS_futex, &s->g.h->futex, FUTEX_WAIT, v, &ts, NULL, 0);
 }
 
+/* step(), with 0 for a message and the end of the stream remembered. */
+static int look(struct sesh_stream *s, sesh_msg_t *msg, bool zc)
+{
+	int rc = step(s, msg, zc, &s->st);
+
+	if (rc == -ENOENT)
+		s->ended = true;
+	return rc == STEP_MSG ? 0 : rc;
+}
+
 static int next(sesh_stream_t *s, sesh_msg_t *msg, int timeout_ms, bool zc)
 {
 	struct stall *st;
@@ -1413,12 +1423,8 @@ static int next(sesh_stream_t *s, sesh_msg_t *msg, int timeout_ms, bool zc)
 		uint32_t v;
 		int64_t left;
 
-		rc = step(s, msg, zc, st);
-		if (rc == STEP_MSG)
-			return 0;
-		if (rc == -ENOENT)
-			s->ended = true;
-		if (rc < 0)
+		rc = look(s, msg, zc);
+		if (rc <= 0)
 			return rc;
 		if (rc == STEP_AGAIN) {
 			polls = 0;
@@ -1443,12 +1449,8 @@ static int next(sesh_stream_t *s, sesh_msg_t *msg, int timeout_ms, bool zc)
 		/* Announce we may sleep, then look once more. Seq-cst:
 		 * pairs with the publisher's commit and read of the word. */
 		v = atomic_fetch_or(&s->g.h->futex, 1) | 1;
-		rc = step(s, msg, zc, st);
-		if (rc == STEP_MSG)
-			return 0;
-		if (rc == -ENOENT)
-			s->ended = true;
-		if (rc < 0)
+		rc = look(s, msg, zc);
+		if (rc <= 0)
 			return rc;
 		if (rc == STEP_AGAIN)
 			continue;

@@ -55,30 +55,6 @@ static size_t total_of(sesh_t *d)
 	return inf.sessions;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static int64_t real_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static double mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Slack for the coarse clock, which lags the precise one by a tick. */
 #define COARSE_SLACK_NS 50000000
 
@@ -167,11 +143,11 @@ static void test_basics(void **state)
 
 	/* Create with a given id; id_out receives it. */
 	memset(idout, 'x', sizeof(idout));
-	t0 = real_ns();
+	t0 = tu_real_ns();
 	assert_int_equal(
 		sesh_session_create(d, "s1", "alice", "hello", 5, 60, idout),
 		0);
-	t1 = real_ns();
+	t1 = tu_real_ns();
 	assert_string_equal(idout, "s1");
 	assert_int_equal(count_of(d), 1);
 
@@ -833,17 +809,17 @@ static void test_ttl(void **state)
 			 0);
 	assert_int_equal(sesh_session_get(d, "keep", NULL, &s, NULL, 0), 0);
 	ls0 = s.last_seen_ns;
-	sleep_ms(30);
-	before = real_ns();
+	tu_sleep_ms(30);
+	before = tu_real_ns();
 	assert_int_equal(sesh_session_touch(d, "keep"), 0);
 	assert_int_equal(sesh_session_get(d, "keep", NULL, &s, NULL, 0), 0);
 	ls1 = s.last_seen_ns;
 	assert_true(ls1 > ls0);
 	assert_true(ls1 >= before - COARSE_SLACK_NS);
-	assert_true(ls1 <= real_ns());
+	assert_true(ls1 <= tu_real_ns());
 	assert_true(s.created_ns <= ls0);
 
-	t0 = mono_s();
+	t0 = tu_mono_s();
 	assert_int_equal(
 		sesh_session_create(d, "short", NULL, "s1", 2, 1, NULL), 0);
 	assert_int_equal(
@@ -855,23 +831,23 @@ static void test_ttl(void **state)
 
 	/* Touch "alive" every 0.5 s for 3 s; "short" is left alone. */
 	next = t0 + 0.5;
-	while (mono_s() - t0 < 3.0) {
-		double now = mono_s();
+	while (tu_mono_s() - t0 < 3.0) {
+		double now = tu_mono_s();
 
 		if (now < next) {
-			sleep_ms((long)((next - now) * 1000) + 1);
+			tu_sleep_ms((long)((next - now) * 1000) + 1);
 			continue;
 		}
 		next += 0.5;
 		assert_int_equal(sesh_session_touch(d, "alive"), 0);
 		assert_int_equal(
 			sesh_session_get(d, "alive", NULL, &s, NULL, 0), 0);
-		if (mono_s() - t0 < 0.8) /* well inside its second */
+		if (tu_mono_s() - t0 < 0.8) /* well inside its second */
 			assert_int_equal(sesh_session_get(d, "short", NULL,
 							  NULL, NULL, 0),
 					 0);
 	}
-	assert_true(mono_s() - t0 >= 2.2);
+	assert_true(tu_mono_s() - t0 >= 2.2);
 
 	/* "short" is idle past its TTL: gone to get and touch. */
 	assert_int_equal(sesh_session_get(d, "short", NULL, &s, NULL, 0),
@@ -950,7 +926,7 @@ static void test_update(void **state)
 	assert_int_equal(sesh_session_create(d, "u", "usr", "v1", 2, 90, NULL),
 			 0);
 	assert_int_equal(sesh_session_get(d, "u", NULL, &s0, NULL, 0), 0);
-	sleep_ms(20);
+	tu_sleep_ms(20);
 
 	assert_int_equal(sesh_session_update(d, "u", "version-two", 11), 0);
 	memset(m, 0, sizeof(m));
@@ -1179,8 +1155,8 @@ static void test_atomic_update(void **state)
 	for (i = 0; i < THREADS; i++)
 		assert_int_equal(
 			pthread_create(&th[i], NULL, reader_thread, &rd[i]), 0);
-	rd[THREADS].until = mono_s() + 1.0;
-	while (mono_s() < rd[THREADS].until)
+	rd[THREADS].until = tu_mono_s() + 1.0;
+	while (tu_mono_s() < rd[THREADS].until)
 		read_once(&rd[THREADS], buf, sizeof(buf));
 	atomic_store(&stop, 1);
 	for (i = 0; i < THREADS; i++)

@@ -25,30 +25,6 @@
 /* Slack for published_ns, which may come from a coarse clock. */
 #define SLACK_NS 50000000LL
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static int64_t real_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static double mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static unsigned long long ull(uint64_t v)
 {
 	return (unsigned long long)v;
@@ -227,13 +203,13 @@ static sesh_info_t info_of(sesh_t *d)
  * futex_waits was `base`; 1 if it happened within `secs`. */
 static int wait_sleeper(sesh_t *d, uint64_t base, double secs)
 {
-	double end = mono_s() + secs;
+	double end = tu_mono_s() + secs;
 
 	do {
 		if (stats_of(d).futex_waits > base)
 			return 1;
-		sleep_ms(1);
-	} while (mono_s() < end);
+		tu_sleep_ms(1);
+	} while (tu_mono_s() < end);
 	return 0;
 }
 
@@ -423,7 +399,7 @@ static void reader_main(const char *name, const char *sid, uint64_t after,
 		memset(&m, 0, sizeof(m));
 		rc = sesh_stream_next(s, &m, -1);
 		r.rc = rc;
-		r.t = mono_s();
+		r.t = tu_mono_s();
 		r.id = m.event_id;
 		if (rc != 0 || chk_payload(m.data, m.len, &r.tag) != 0)
 			r.tag = BAD_TAG;
@@ -434,7 +410,7 @@ static void reader_main(const char *name, const char *sid, uint64_t after,
 	for (i = 0; i < 2; i++) {
 		memset(&m, 0, sizeof(m));
 		r.rc = sesh_stream_next(s, &m, i == 0 ? 0 : -1);
-		r.t = mono_s();
+		r.t = tu_mono_s();
 		r.id = m.event_id;
 		r.tag = BAD_TAG;
 		tu_put(out_fd, &r, sizeof(r));
@@ -558,10 +534,10 @@ static void test_basics(void **state)
 	s = sub(d, "s", SESH_FROM_OLDEST);
 	expect_rc(s, 0, -EAGAIN);
 
-	t0 = real_ns();
+	t0 = tu_real_ns();
 	for (i = 0; i < 3; i++)
 		e[i] = pubs(d, "s", m[i]);
-	t1 = real_ns();
+	t1 = tu_real_ns();
 	assert_true(e[0] < e[1]);
 	assert_true(e[1] < e[2]);
 	assert_int_equal(last_id_of(d, "s"), e[2]);
@@ -585,11 +561,11 @@ static void test_basics(void **state)
 		}
 		expect_rc(x, 0, -EAGAIN);
 	}
-	w0 = mono_s();
+	w0 = tu_mono_s();
 	expect_rc(s, 50, -ETIMEDOUT);
-	if (mono_s() - w0 < 0.045)
+	if (tu_mono_s() - w0 < 0.045)
 		fail_msg("-ETIMEDOUT after %.3f s of a 50 ms timeout",
-			 mono_s() - w0);
+			 tu_mono_s() - w0);
 	expect_rc(s, 0, -EAGAIN);
 
 	/* Zero-length messages, with and without a pointer. */
@@ -1209,7 +1185,7 @@ static void test_delete(void **state)
 	if (!asleep)
 		print_message("note: futex_waits did not move while the "
 			      "subscriber waited; deleting anyway\n");
-	sleep_ms(20);
+	tu_sleep_ms(20);
 	st = stats_of(d);
 	assert_int_equal(sesh_session_delete(d, "a"), 0);
 	if (asleep && stats_of(d).futex_wakes <= st.futex_wakes)
@@ -1359,7 +1335,7 @@ static void test_expiry(void **state)
 	alarm(60);
 	tu_name(name, sizeof(name), "stexp");
 	d = open_dom(name, 4096, 0);
-	t0 = mono_s();
+	t0 = tu_mono_s();
 	mk_session(d, "e", 1);
 	for (i = 0; i < 2; i++) {
 		mk_payload(buf, i, 32);
@@ -1593,7 +1569,7 @@ static void test_multiproc(void **state)
 	}
 
 	/* Publishers 0 and 1 use the handle they inherit, 2 its own. */
-	t0 = mono_s();
+	t0 = tu_mono_s();
 	for (p = 0; p < MP_PUBS; p++) {
 		assert_int_equal(pipe(pout[p]), 0);
 		ppid[p] = fork();
@@ -1631,7 +1607,7 @@ static void test_multiproc(void **state)
 	st = tu_wait(rpid);
 	print_message("%d publishers x %d messages: %.2f s; published %llu, "
 		      "delivered %llu\n",
-		      MP_PUBS, MP_N, mono_s() - t0,
+		      MP_PUBS, MP_N, tu_mono_s() - t0,
 		      ull(atomic_load(&sh->published)),
 		      ull(atomic_load(&sh->delivered)));
 	for (p = 0; p < MP_PUBS; p++)
