@@ -557,20 +557,33 @@ static void copy_out(const struct idx_view *v, sesh_session_t *out, void *meta,
 		       meta_cap < v->meta_len ? meta_cap : v->meta_len);
 }
 
-/* Resolve the namespace and enter a read-side section, for get/touch. */
-static int read_begin(struct sesh *d, const char *id, struct key *k,
-		      struct gc_thread_reader **tr)
+/*
+ * Enter a read-side section and find `id` in the handle's namespace.
+ * Returns 0 with the section held (*tr) and *v the record, or a negative
+ * errno (-ENOENT when absent) with nothing held.
+ */
+static int read_find(struct sesh *d, const char *id, struct idx_view *v,
+		     struct gc_thread_reader **tr)
 {
+	_Atomic uint64_t *link;
+	struct key k;
 	size_t len;
-	int ns;
+	int ns, rc;
 
 	if (d == NULL || !id_ok(id, &len))
 		return -EINVAL;
 	ns = ns_resolve(d, false);
 	if (ns < 0)
 		return ns; /* -ENOENT: the namespace never held a session */
-	key_make(&d->seg, k, (uint16_t)ns, id, len);
-	return gc_read_lock(d, tr);
+	key_make(&d->seg, &k, (uint16_t)ns, id, len);
+	rc = gc_read_lock(d, tr);
+	if (rc < 0)
+		return rc;
+	rc = chain_find(&d->seg, &k, v, &link);
+	if (rc == 1)
+		return 0;
+	gc_read_unlock(*tr);
+	return rc == 0 ? -ENOENT : rc;
 }
 
 int sesh_session_get(sesh_t *d, const char *id, const char *user,
@@ -578,29 +591,21 @@ int sesh_session_get(sesh_t *d, const char *id, const char *user,
 {
 	struct gc_thread_reader *tr;
 	struct idx_view v;
-	_Atomic uint64_t *link;
-	struct key k;
 	size_t ulen = 0;
 	int rc;
 
 	if (user != NULL && !id_ok(user, &ulen))
 		return -EINVAL;
-	rc = read_begin(d, id, &k, &tr);
+	rc = read_find(d, id, &v, &tr);
 	if (rc < 0)
 		return rc;
-	rc = chain_find(&d->seg, &k, &v, &link);
-	if (rc == 1) {
-		rc = 0;
-		/* Expired and foreign look the same as missing. */
-		if (expired(&v, coarse_now()) ||
-		    (user != NULL &&
-		     (v.user_len != ulen || memcmp(v.user, user, ulen) != 0)))
-			rc = -ENOENT;
-		else
-			copy_out(&v, out, meta, meta_cap);
-	} else if (rc == 0) {
+	/* Expired and foreign look the same as missing. */
+	if (expired(&v, coarse_now()) ||
+	    (user != NULL &&
+	     (v.user_len != ulen || memcmp(v.user, user, ulen) != 0)))
 		rc = -ENOENT;
-	}
+	else
+		copy_out(&v, out, meta, meta_cap);
 	gc_read_unlock(tr);
 	return rc;
 }
@@ -609,30 +614,22 @@ int sesh_session_touch(sesh_t *d, const char *id)
 {
 	struct gc_thread_reader *tr;
 	struct idx_view v;
-	_Atomic uint64_t *link;
-	struct key k;
 	int64_t now;
 	int rc;
 
-	rc = read_begin(d, id, &k, &tr);
+	rc = read_find(d, id, &v, &tr);
 	if (rc < 0)
 		return rc;
-	rc = chain_find(&d->seg, &k, &v, &link);
-	if (rc == 1) {
-		now = coarse_now();
-		rc = 0;
-		if (expired(&v, now))
-			rc = -ENOENT;
-		/* One store, and none while the coarse clock stands. A
-		 * store into a record an update just replaced is lost;
-		 * the update set the time itself. */
-		else if (atomic_load_explicit(&v.r->last_seen_ns,
-					      memory_order_relaxed) != now)
-			atomic_store_explicit(&v.r->last_seen_ns, now,
-					      memory_order_relaxed);
-	} else if (rc == 0) {
+	now = coarse_now();
+	if (expired(&v, now))
 		rc = -ENOENT;
-	}
+	/* One store, and none while the coarse clock stands. A store into
+	 * a record an update just replaced is lost; the update set the
+	 * time itself. */
+	else if (atomic_load_explicit(&v.r->last_seen_ns,
+				      memory_order_relaxed) != now)
+		atomic_store_explicit(&v.r->last_seen_ns, now,
+				      memory_order_relaxed);
 	gc_read_unlock(tr);
 	return rc;
 }
@@ -642,24 +639,17 @@ int idx_stream_lookup(struct sesh *d, const char *id, uint64_t *stream,
 {
 	struct gc_thread_reader *tr;
 	struct idx_view v;
-	_Atomic uint64_t *link;
-	struct key k;
 	int rc;
 
-	rc = read_begin(d, id, &k, &tr);
+	rc = read_find(d, id, &v, &tr);
 	if (rc < 0)
 		return rc;
-	rc = chain_find(&d->seg, &k, &v, &link);
-	if (rc == 1) {
-		*stream = v.stream;
-		if (expires_ns != NULL)
-			*expires_ns = atomic_load_explicit(&v.r->last_seen_ns,
-							   memory_order_relaxed) +
-				      (int64_t)v.ttl_s * 1000000000;
-		rc = expired(&v, coarse_now()) ? 1 : 0;
-	} else if (rc == 0) {
-		rc = -ENOENT;
-	}
+	*stream = v.stream;
+	if (expires_ns != NULL)
+		*expires_ns = atomic_load_explicit(&v.r->last_seen_ns,
+						   memory_order_relaxed) +
+			      (int64_t)v.ttl_s * 1000000000;
+	rc = expired(&v, coarse_now()) ? 1 : 0;
 	gc_read_unlock(tr);
 	return rc;
 }
@@ -960,19 +950,16 @@ static int user_len_of(struct sesh *d, const char *id, size_t *ulen)
 {
 	struct gc_thread_reader *tr;
 	struct idx_view v;
-	_Atomic uint64_t *link;
-	struct key k;
-	int rc = read_begin(d, id, &k, &tr);
+	int rc = read_find(d, id, &v, &tr);
 
 	if (rc < 0)
 		return rc;
-	rc = chain_find(&d->seg, &k, &v, &link);
-	if (rc == 1 && !expired(&v, coarse_now()))
-		*ulen = v.user_len;
-	else if (rc >= 0)
+	if (expired(&v, coarse_now()))
 		rc = -ENOENT;
+	else
+		*ulen = v.user_len;
 	gc_read_unlock(tr);
-	return rc < 0 ? rc : 0;
+	return rc;
 }
 
 int sesh_session_update(sesh_t *d, const char *id, const void *meta,

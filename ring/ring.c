@@ -192,6 +192,13 @@ static uint64_t align8(uint64_t n)
 	return (n + 7) & ~(uint64_t)7;
 }
 
+/* The ring a RING_STREAM() word names (UINT64_MAX for none: out of any
+ * range). */
+static uint64_t ring_index(uint64_t stream)
+{
+	return (stream & 0xffffffffu) - 1;
+}
+
 static _Atomic uint64_t *ring_state(const struct shm_seg *s, uint64_t r)
 {
 	if (r >= s->geom.nrings)
@@ -223,11 +230,9 @@ static uint8_t *ring_mem(const struct shm_seg *s, uint64_t r)
  */
 static int ring_view(const struct shm_seg *s, uint64_t stream, struct ring *g)
 {
-	uint64_t r = (stream & 0xffffffffu) - 1;
+	uint64_t r = ring_index(stream);
 	uint8_t *mem;
 
-	if ((stream & 0xffffffffu) == 0)
-		return -EUCLEAN;
 	g->h = ring_hdr_of(s, r);
 	mem = ring_mem(s, r);
 	if (g->h == NULL || mem == NULL)
@@ -269,22 +274,11 @@ static void tail_load(const struct ring *g, uint64_t *pos, uint64_t *seq)
 	*seq = (uint64_t)v.AO_val2;
 }
 
-/* Whether the publisher that wrote `info` is gone. Dead means its slot is
- * free or taken again, or nobody holds its liveness lock. */
+/* Whether the publisher that wrote `info` is gone (only the low 16 bits
+ * of its incarnation are kept there). */
 static bool owner_dead(const struct sesh *d, uint64_t info)
 {
-	uint32_t i = INFO_SLOT(info);
-	struct shm_proc *p = shm_proc_slot(&d->seg, i);
-
-	if (p == NULL)
-		return true;
-	if (atomic_load_explicit(&p->state, memory_order_acquire) !=
-	    SHM_PROC_LIVE)
-		return true;
-	if ((atomic_load_explicit(&p->incarnation, memory_order_relaxed) &
-	     0xffff) != INFO_INC(info))
-		return true;
-	return shm_proc_alive(d->fd, i) == 0;
+	return shm_slot_dead(d, INFO_SLOT(info), INFO_INC(info), 0xffff, NULL);
 }
 
 static void wake(struct sesh *d, struct ring_hdr *h)
@@ -708,6 +702,8 @@ static int pin_take(struct sesh *d, const struct ring *g, uint32_t *gen)
 	pthread_mutex_lock(&d->ring_lock);
 	*gen = atomic_load_explicit(&d->reg_gen, memory_order_relaxed);
 	used = atomic_load_explicit(&t->used, memory_order_relaxed);
+	if (used > d->seg.geom.max_subs)
+		used = d->seg.geom.max_subs; /* scribbled */
 	for (k = 0; k < used; k++)
 		if (atomic_load_explicit(&t->ent[k], memory_order_relaxed) == 0)
 			break;
@@ -837,7 +833,7 @@ int ring_assign(struct sesh *d, uint64_t owner, uint64_t *stream)
 void ring_start(struct sesh *d, uint64_t stream)
 {
 	struct shm_header *hd = shm_hdr(&d->seg);
-	struct ring_hdr *h = ring_hdr_of(&d->seg, (stream & 0xffffffffu) - 1);
+	struct ring_hdr *h = ring_hdr_of(&d->seg, ring_index(stream));
 	uint64_t base = (uint64_t)shm_now_ns();
 	uint64_t floor = atomic_load(&hd->event_floor);
 
@@ -851,7 +847,7 @@ void ring_start(struct sesh *d, uint64_t stream)
 static void state_set(struct sesh *d, uint64_t stream, uint64_t from,
 		      uint64_t to)
 {
-	_Atomic uint64_t *sw = ring_state(&d->seg, (stream & 0xffffffffu) - 1);
+	_Atomic uint64_t *sw = ring_state(&d->seg, ring_index(stream));
 
 	if (sw != NULL)
 		(void)atomic_compare_exchange_strong(sw, &from, to);
@@ -900,7 +896,7 @@ void ring_close_stream(struct sesh *d, uint64_t stream)
 
 void ring_retire(struct sesh *d, uint64_t stream)
 {
-	_Atomic uint64_t *sw = ring_state(&d->seg, (stream & 0xffffffffu) - 1);
+	_Atomic uint64_t *sw = ring_state(&d->seg, ring_index(stream));
 	struct ring g;
 	uint64_t v;
 
@@ -1017,8 +1013,7 @@ void ring_retired_note(struct sesh *d, uint64_t stream)
 	pthread_mutex_lock(&d->ring_lock);
 	if (d->ring_nretired == SHM_RING_RETIRE_LOCAL)
 		d->ring_nretired = 0; /* forget them: ring_sweep() finds them */
-	d->ring_retired[d->ring_nretired++] =
-		(uint32_t)((stream & 0xffffffffu) - 1);
+	d->ring_retired[d->ring_nretired++] = (uint32_t)ring_index(stream);
 	if (d->ring_nretired >= RECLAIM_BATCH) {
 		n = d->ring_nretired;
 		memcpy(batch, d->ring_retired, n * sizeof(batch[0]));
@@ -1077,17 +1072,12 @@ void ring_recover(struct sesh *d, const uint64_t *linked, uint8_t *cache)
 			if (used) {
 				(void)atomic_compare_exchange_strong(
 					sw, &v, SHM_BLK_LIVE);
-			} else {
-				ring_retire(
-					d,
-					RING_STREAM(r, atomic_load(&h->gen)));
-				ring_retired_note(
-					d,
-					RING_STREAM(r, atomic_load(&h->gen)));
+				break;
 			}
-			break;
+			/* fall through */
 		case SHM_BLK_LIVE:
-			/* A deleter died between unlink and retire. */
+			/* Unlinked: its creator died before linking, or its
+			 * deleter between unlink and retire. */
 			if (!used) {
 				uint64_t st =
 					RING_STREAM(r, atomic_load(&h->gen));
@@ -1430,8 +1420,10 @@ static int next(sesh_stream_t *s, sesh_msg_t *msg, int timeout_ms, bool zc)
 			polls = 0;
 			continue;
 		}
-		/* Nothing yet. Has the session gone away meanwhile? */
-		if (!st->on && shm_now_ns() >= s->expires_ns) {
+		/* Nothing yet. Has the session gone away meanwhile? (Not
+		 * asked at every poll of the spin: it reads the clock.) */
+		if (!st->on && (polls == 0 || polls >= SPIN_POLLS) &&
+		    shm_now_ns() >= s->expires_ns) {
 			stream_recheck(s);
 			continue;
 		}

@@ -732,29 +732,36 @@ int shm_owner_word(struct sesh *d, uint64_t *owner)
 	p = slot >= 0 ? shm_proc_slot(&d->seg, (uint32_t)slot) : NULL;
 	if (p == NULL)
 		return -EIO;
-	*owner = shm_blk_owned((uint32_t)slot,
-			       atomic_load_explicit(&p->incarnation,
-						    memory_order_relaxed));
+	*owner = shm_blk_owned(
+		(uint32_t)slot,
+		atomic_load_explicit(&p->incarnation, memory_order_relaxed));
 	return 0;
 }
 
-bool shm_owner_dead(const struct sesh *d, uint64_t word, uint8_t *cache)
+bool shm_slot_dead(const struct sesh *d, uint32_t i, uint64_t inc,
+		   uint64_t mask, uint8_t *cache)
 {
-	uint32_t i = SHM_BLK_SLOT(word);
 	struct shm_proc *p = shm_proc_slot(&d->seg, i);
-	uint64_t inc;
 
 	if (p == NULL)
 		return true; /* no such slot: a scribble, nobody owns it */
 	if (atomic_load_explicit(&p->state, memory_order_acquire) !=
 	    SHM_PROC_LIVE)
 		return true;
-	inc = atomic_load_explicit(&p->incarnation, memory_order_relaxed);
-	if ((inc & SHM_BLK_INC_MASK) != SHM_BLK_INC(word))
+	if ((atomic_load_explicit(&p->incarnation, memory_order_relaxed) &
+	     mask) != (inc & mask))
 		return true; /* the slot was recovered and claimed again */
+	if (cache == NULL)
+		return shm_proc_alive(d->fd, i) == 0;
 	if (cache[i] == 0)
 		cache[i] = shm_proc_alive(d->fd, i) == 0 ? 2 : 1;
 	return cache[i] == 2;
+}
+
+bool shm_owner_dead(const struct sesh *d, uint64_t word, uint8_t *cache)
+{
+	return shm_slot_dead(d, SHM_BLK_SLOT(word), SHM_BLK_INC(word),
+			     SHM_BLK_INC_MASK, cache);
 }
 
 int shm_recover_procs(struct sesh *d)

@@ -67,15 +67,15 @@ struct shm_seg;
 /* The index: namespaces per domain, most bucket stripes (each a
  * process-shared robust mutex), and the largest record, a fixed header
  * plus id, user and metadata (index/index.h keeps its header in it). */
-#define SHM_NS_MAX	   256u
-#define SHM_STRIPES_MAX	   1024u
-#define SHM_RECORD_HDR	   64u
+#define SHM_NS_MAX	     256u
+#define SHM_STRIPES_MAX	     1024u
+#define SHM_RECORD_HDR	     64u
 #define SHM_RECORD_MAX(meta) (SHM_RECORD_HDR + 128u + 128u + (meta))
 
 /* Size classes of the block allocator: powers of two from SHM_CLASS_MIN
  * up to the first that holds the largest record. */
-#define SHM_CLASS_MIN	  128u
-#define SHM_CLASSES_MAX	  16u
+#define SHM_CLASS_MIN	128u
+#define SHM_CLASSES_MAX 16u
 
 /* Bounds of the configuration (sesh.h documents them). */
 #define SHM_STREAM_MIN	 ((size_t)4096)
@@ -257,7 +257,7 @@ struct shm_geom {
 #define SHM_RING_HDR	    192u
 #define SHM_RING_SLOT_BYTES 128u
 #define SHM_RING_DESC	    32u
-#define SHM_PINS_HDR 64u
+#define SHM_PINS_HDR	    64u
 
 /*
  * A process slot's pin table: which rings its open subscriptions read, so
@@ -444,11 +444,11 @@ extern void (*shm_test_hook)(enum shm_stage stage);
  *	RETIRED(tag)		unlinked at epoch `tag`; free once every
  *				reader has moved past it
  */
-#define SHM_BLK_FREE	0u
-#define SHM_BLK_OWNED	1u
-#define SHM_BLK_LIVE	2u
-#define SHM_BLK_RETIRED 3u
-#define SHM_BLK_STATE(w) ((unsigned)((w) & 0xf))
+#define SHM_BLK_FREE	 0u
+#define SHM_BLK_OWNED	 1u
+#define SHM_BLK_LIVE	 2u
+#define SHM_BLK_RETIRED	 3u
+#define SHM_BLK_STATE(w) ((unsigned)((w)&0xf))
 #define SHM_BLK_SLOT(w)	 ((uint32_t)(((w) >> 4) & 0xffff))
 #define SHM_BLK_INC(w)	 ((w) >> 20)
 #define SHM_BLK_TAG(w)	 ((w) >> 4)
@@ -579,6 +579,11 @@ int shm_recover_procs(struct sesh *d);
  * by a later incarnation, or by nobody alive. `cache` (max_procs bytes,
  * zeroed by the caller) remembers answers across calls of one pass. */
 bool shm_owner_dead(const struct sesh *d, uint64_t word, uint8_t *cache);
+
+/* The same for registry slot i at incarnation `inc`, comparing only the
+ * bits of `mask` of the incarnation; `cache` may be NULL. */
+bool shm_slot_dead(const struct sesh *d, uint32_t i, uint64_t inc,
+		   uint64_t mask, uint8_t *cache);
 
 /* Take a free reader slot of this process's registry slot for the calling
  * thread; *gen is the registration generation it belongs to. Returns the
