@@ -22,9 +22,18 @@
  * id of the last message it got (Last-Event-ID), and that worker resumes
  * the stream right after it, with exactly the messages missed.
  *
+ * Last, housekeeping. A worker follows the stream of a session whose idle
+ * TTL is one second, and is killed in the middle of that: sesh_health()
+ * reports a dead process awaiting recovery, and one pass of the reaper,
+ * sesh_reap(), recovers it. The session stays stored until its TTL runs
+ * out; then every call finds it gone (lazy expiry), and the next
+ * sesh_reap() pass removes it for good. seshd(8) runs such passes, or a
+ * prefork master does (examples/prefork.c).
+ *
  * The demo checks what it prints and exits non-zero if the registry, the
- * session store or the stream says anything else. Synchronisation is by
- * pipes and signals, never by sleeps.
+ * session store, the stream or the reaper says anything else.
+ * Synchronisation is by pipes and signals, never by sleeps, but for the
+ * wait for a TTL to run out.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -35,6 +44,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sesh.h>
@@ -49,7 +59,7 @@ static bool reaped[WORKERS];
 static char sid[SESH_ID_MAX + 1]; /* the session worker 0 creates */
 
 /* The stream workers, 0 once reaped (see spawn()). */
-enum { LIVE_READER, PUBLISHER, DROPPED_READER, RESUMER, STREAMERS };
+enum { LIVE_READER, PUBLISHER, DROPPED_READER, RESUMER, FOLLOWER, STREAMERS };
 static pid_t streamer[STREAMERS];
 
 #define SESSION_META "{\"protocolVersion\":\"2025-06-18\"}"
@@ -315,6 +325,30 @@ static int resumer(int out)
 	return err;
 }
 
+#define IDLE_TTL_S 1 /* idle TTL of the session of the last step */
+
+/* The session of the last step, which dies of idleness. */
+static char idle_sid[SESH_ID_MAX + 1];
+
+/* Follow the session's stream, as a worker with an open SSE connection
+ * does: subscribe, tell the parent, and wait for messages. None comes:
+ * the parent kills us while we wait. */
+static int follower(int out)
+{
+	sesh_stream_t *s;
+	sesh_msg_t m;
+	int err;
+
+	err = sesh_subscribe(dom, idle_sid, SESH_FROM_LATEST, &s);
+	if (tell(out, &err, sizeof(err)) != 0 || err)
+		return err ? err : -EPIPE;
+	do
+		err = sesh_stream_next(s, &m, -1);
+	while (err == 0 || err == -EOVERFLOW);
+	sesh_stream_close(s);
+	return err;
+}
+
 /* ----------------------------------------------------------------------
  * The parent side
  */
@@ -561,6 +595,151 @@ static void stream_demo(void)
 		fail("sesh_stats does not count what the workers did", 0);
 }
 
+/* Milliseconds of CLOCK_MONOTONIC. */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleep until CLOCK_MONOTONIC reads @when, in milliseconds. */
+static void sleep_until(int64_t when)
+{
+	int64_t left;
+
+	while ((left = when - now_ms()) > 0) {
+		struct timespec ts = {left / 1000, left % 1000 * 1000000L};
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+static const char *status_name(int status)
+{
+	switch (status) {
+	case SESH_HEALTHY:
+		return "healthy";
+	case SESH_DEGRADED:
+		return "degraded";
+	case SESH_DOWN:
+		return "down";
+	}
+	return "?";
+}
+
+static void health(sesh_health_t *h)
+{
+	int err = sesh_health(dom, h);
+
+	if (err)
+		fail("sesh_health", err);
+}
+
+static size_t count(void)
+{
+	size_t n;
+	int err = sesh_session_count(dom, &n);
+
+	if (err)
+		fail("sesh_session_count", err);
+	return n;
+}
+
+/*
+ * Housekeeping. A worker that holds a subscription dies; sesh_health()
+ * tells, and a reaper pass recovers what it held. A session nobody uses
+ * expires: gone for every call at once, stored until a reaper pass
+ * removes it.
+ */
+static void housekeeping_demo(void)
+{
+	sesh_reap_report_t r;
+	sesh_health_t h;
+	int64_t created;
+	size_t n;
+	int fd, err;
+	pid_t pid;
+
+	created = now_ms();
+	err = sesh_session_create(dom, NULL, "bob", NULL, 0, IDLE_TTL_S,
+				  idle_sid);
+	if (err)
+		fail("sesh_session_create", err);
+	n = count();
+	printf("demo: session %s has an idle TTL of %d s; %zu session "
+	       "stored\n",
+	       idle_sid, IDLE_TTL_S, n);
+	if (n != 1)
+		fail("the new session is not counted", 0);
+
+	/* A worker follows its stream, and dies while it waits. */
+	fd = spawn(FOLLOWER, follower);
+	hear(fd, &err, sizeof(err));
+	if (err)
+		fail("sesh_subscribe", err);
+	pid = streamer[FOLLOWER];
+	printf("demo: worker %ld follows its stream, as for an open SSE "
+	       "connection; kill -KILL %ld while it waits\n",
+	       (long)pid, (long)pid);
+	if (kill(pid, SIGKILL))
+		fail("kill", errno);
+	reap(FOLLOWER, SIGKILL);
+	close(fd);
+
+	health(&h);
+	printf("demo: sesh_health: %s: %s; %zu stream open\n",
+	       status_name(h.status), h.reason, h.streams_open);
+	if (h.status != SESH_DEGRADED || h.processes_dead != 1 ||
+	    h.streams_open != 1)
+		fail("sesh_health does not report the dead worker", 0);
+
+	/* One reaper pass: what seshd, or a prefork master, runs. */
+	err = sesh_reap(dom, &r);
+	if (err)
+		fail("sesh_reap", err);
+	health(&h);
+	printf("demo: sesh_reap: %" PRIu32 " dead process recovered; "
+	       "sesh_health: %s, %" PRIu32 " dead, %zu streams open\n",
+	       r.processes_recovered, status_name(h.status), h.processes_dead,
+	       h.streams_open);
+	if (r.processes_recovered != 1 || h.processes_dead != 0 ||
+	    h.streams_open != 0)
+		fail("sesh_reap did not recover the dead worker", 0);
+	if (h.status != SESH_HEALTHY) {
+		char msg[200];
+
+		snprintf(msg, sizeof(msg), "sesh_health after the pass: %s",
+			 h.reason);
+		fail(msg, 0);
+	}
+
+	/* Time is what expiry is about: here, and only here, we sleep. */
+	sleep_until(created + IDLE_TTL_S * 1000 + 100);
+
+	/* Idle past its TTL: gone for every call, though still stored. */
+	err = sesh_session_get(dom, idle_sid, NULL, NULL, NULL, 0);
+	n = count();
+	printf("demo: %d s later, idle past its TTL: sesh_session_get: %s; "
+	       "still %zu session stored\n",
+	       IDLE_TTL_S, sesh_strerror(err), n);
+	if (err != -ENOENT)
+		fail("the session outlived its TTL", err);
+	if (n != 1)
+		fail("the idle session is not counted until a reaper pass", 0);
+
+	err = sesh_reap(dom, &r);
+	if (err)
+		fail("sesh_reap", err);
+	n = count();
+	printf("demo: sesh_reap: %zu session expired, with its stream; %zu "
+	       "sessions stored\n",
+	       r.sessions_expired, n);
+	if (r.sessions_expired < 1 || n != 0)
+		fail("sesh_reap did not expire the idle session", 0);
+}
+
 int main(void)
 {
 	sesh_config_t cfg;
@@ -697,6 +876,9 @@ int main(void)
 			fail("sessions left after delete", err);
 		printf("demo: session deleted; %zu sessions left\n", n);
 	}
+
+	/* A worker dies, a session idles out: the reaper's work. */
+	housekeeping_demo();
 
 	/*
 	 * Detach, and remove the name: the memory goes with the last

@@ -208,15 +208,15 @@ uint32_t gc_retire(const struct shm_seg *s, struct shm_alloc_local *l,
 	return n;
 }
 
-void gc_reclaim(const struct shm_seg *s, struct shm_alloc_local *l)
+uint64_t gc_reclaim(const struct shm_seg *s, struct shm_alloc_local *l)
 {
-	uint64_t oldest, size;
+	uint64_t oldest, size, freed = 0;
 	uint32_t i, keep = 0;
 
 	pthread_mutex_lock(&l->lock);
 	if (l->n == 0) {
 		pthread_mutex_unlock(&l->lock);
-		return;
+		return 0;
 	}
 	oldest = gc_oldest_reader(s);
 	for (i = 0; i < l->n; i++) {
@@ -228,11 +228,12 @@ void gc_reclaim(const struct shm_seg *s, struct shm_alloc_local *l)
 		}
 		/* Fails if a sweep freed it first (and someone may own it
 		 * now): then it is not ours to touch. */
-		if (w != NULL)
-			(void)free_retired(w, l->retired[i].word);
+		if (w != NULL && free_retired(w, l->retired[i].word))
+			freed++;
 	}
 	l->n = keep;
 	pthread_mutex_unlock(&l->lock);
+	return freed;
 }
 
 struct sweep {
@@ -256,5 +257,14 @@ uint64_t gc_sweep(const struct shm_seg *s, int c)
 	struct sweep sw = {gc_oldest_reader(s), 0};
 
 	shm_blk_each(s, c, sweep_one, &sw);
+	return sw.freed;
+}
+
+uint64_t gc_sweep_range(const struct shm_seg *s, uint64_t from, uint64_t n,
+			uint64_t *next)
+{
+	struct sweep sw = {gc_oldest_reader(s), 0};
+
+	*next = shm_blk_range(s, from, n, sweep_one, &sw);
 	return sw.freed;
 }

@@ -82,12 +82,18 @@ uint64_t gc_oldest_reader(const struct shm_seg *s);
 uint32_t gc_retire(const struct shm_seg *s, struct shm_alloc_local *l,
 		   uint64_t off);
 
-/* Free the remembered blocks whose grace period is over. */
-void gc_reclaim(const struct shm_seg *s, struct shm_alloc_local *l);
+/* Free the remembered blocks whose grace period is over; returns how
+ * many. */
+uint64_t gc_reclaim(const struct shm_seg *s, struct shm_alloc_local *l);
 
 /* Free every retired block of class c (every class if c < 0) whose grace
  * period is over. Returns how many were freed. */
 uint64_t gc_sweep(const struct shm_seg *s, int c);
+
+/* The same for at most n blocks from block number `from` (see
+ * shm_blk_range()); *next is where the next call goes on. */
+uint64_t gc_sweep_range(const struct shm_seg *s, uint64_t from, uint64_t n,
+			uint64_t *next);
 
 /* Hand out reader slot k of process slot p to a thread: bumps the slot's
  * high-water mark so scans and recovery see it. Returns the slot or NULL if

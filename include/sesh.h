@@ -541,8 +541,10 @@ SESH_API int sesh_ns_set_quota(sesh_t *d, size_t quota);
  * claimed and not published, locks they held (the counts are rebuilt),
  * and retired records whose grace period is over.
  *
- * The reaper runs this; a prefork master may run it after reaping a
- * worker. Live processes are never disturbed.
+ * Each sesh_reap() pass runs this walk when a process died since the
+ * last one; a prefork master that calls sesh_reap() needs nothing more.
+ * It may run at the same time as a pass, or as another recovery. Live
+ * processes are never disturbed.
  *
  * @param[in] d  handle.
  *
@@ -848,6 +850,15 @@ typedef struct sesh_stats {
 	uint64_t futex_wakes;	  /**< wake-up calls made by publishers and
 				   * by deletes */
 	uint64_t subscriptions;	  /**< streams opened */
+	uint64_t sessions_created; /**< sessions created (replacing an
+				    * expired one counts) */
+	uint64_t sessions_deleted; /**< sessions removed by
+				    * sesh_session_delete() (past their
+				    * TTL or not) */
+	uint64_t sessions_expired; /**< sessions removed by the reaper,
+				    * or replaced by a create, after
+				    * their idle TTL */
+	uint64_t reaper_passes;	   /**< sesh_reap() passes completed */
 } sesh_stats_t;
 
 /**
@@ -863,6 +874,162 @@ typedef struct sesh_stats {
  * async-signal-safe.
  */
 SESH_API int sesh_stats(sesh_t *d, sesh_stats_t *out);
+
+/* --- housekeeping: the reaper and health ------------------------------- */
+
+/*
+ * The library keeps working without a reaper: an idle session is gone for
+ * every call the moment its TTL runs out (lazy expiry), and each process
+ * frees what it retired itself. A reaper adds what no single call does:
+ * it removes expired sessions and their streams for good, frees memory
+ * whose owners went quiet, and recovers what dead processes left behind.
+ * Run seshd(8), or call sesh_reap() now and then from a process that lives
+ * as long as the domain is used (a prefork master).
+ *
+ * Without a reaper, a session idle past its TTL is invisible but still
+ * stored until a create of the same id replaces it: it counts against
+ * max_sessions (and namespace quotas) and in sesh_session_count().
+ */
+
+/** What one sesh_reap() pass did. */
+typedef struct sesh_reap_report {
+	uint64_t pass;		      /**< passes completed in the domain,
+				       * this one included */
+	int64_t started_ns;	      /**< CLOCK_REALTIME at the start */
+	uint64_t duration_ns;	      /**< how long the pass took */
+	uint32_t processes_recovered; /**< dead processes whose registry
+				       * slots were freed */
+	uint32_t full_recovery;	      /**< 1 if the pass walked the whole
+				       * domain to recover what dead
+				       * processes held */
+	size_t sessions_expired;      /**< idle sessions removed, with
+				       * their streams */
+	size_t buckets_scanned;	      /**< index buckets the expiry sweep
+				       * looked at */
+	uint32_t sweep_wrapped;	      /**< 1 if the expiry sweep finished a
+				       * round of the whole index */
+	size_t blocks_freed;	      /**< record blocks given back */
+	size_t rings_freed;	      /**< rings of gone sessions given
+				       * back by the pass's sweeps (the
+				       * library also frees them in
+				       * batches as sessions end) */
+	size_t holes_unblocked;	      /**< stream claims of dead publishers
+				       * turned into padding */
+} sesh_reap_report_t;
+
+/**
+ * Run one reaper pass over the domain.
+ *
+ * In order: (1) dead processes are found through their liveness locks and
+ * their registry slots, epoch reader slots and subscriptions are freed;
+ * when any died since the last complete recovery, the pass also walks the
+ * domain to repair stripe locks they held, free the record blocks they had
+ * claimed and not linked, settle the rings they were creating, and turn
+ * their half-written stream messages into padding; (2) the next share of
+ * the index is swept for sessions idle past their TTL, which are removed
+ * with their streams (subscribers drain what was committed, then get
+ * -ENOENT); (3) the epoch is advanced and retired record blocks and rings
+ * past their grace period are freed.
+ *
+ * Work per pass is bounded: the sweep of step (2) and the frees of step
+ * (3) each look at most at 262144 buckets or state words, from where the
+ * previous pass stopped. A domain has two buckets or more per session, so
+ * one of 131072 sessions is covered in each pass, one of a million in
+ * eight. Only the recovery after a death walks everything.
+ *
+ * One pass runs at a time in a domain: the pass holds a lease (a lock
+ * the kernel drops if the process dies), and a call that finds it held
+ * returns -EBUSY at once. A pass killed at any instruction leaves nothing
+ * to repair by hand; the next pass, in any process, redoes what it did
+ * not finish. Running passes more often than needed is harmless.
+ *
+ * sesh_health() reports the reaper alive while the reaper on record lives
+ * and the last pass ended at most SESH_REAPER_STALE_S seconds ago (a
+ * first pass still running counts): run passes well within that. A pass
+ * puts its process on record unless the one there is alive and has run
+ * a pass within SESH_REAPER_STALE_S, so a pass run by hand next to
+ * seshd(8) does not make seshd look absent once it exits.
+ *
+ * @param[in]  d  handle (any namespace: the pass covers them all).
+ * @param[out] r  what the pass did, filled when the call returns 0; may
+ *                be NULL. A pass that fails is not counted.
+ *
+ * @return 0 on success, or:
+ *   -EINVAL  @p d is NULL;
+ *   -EBUSY   another pass is running (in this or another process);
+ *   -EUCLEAN the index is corrupt;
+ *   -ENOMEM  out of memory for the recovery walk;
+ *   -EIO     a liveness query failed;
+ *   or an error of registering a forked child (see sesh_info()).
+ *
+ * Context: any thread; blocking (fcntl per registry slot; a stripe lock
+ * per bucket with expired sessions; every stripe lock in turn during a
+ * recovery walk); not async-signal-safe.
+ */
+SESH_API int sesh_reap(sesh_t *d, sesh_reap_report_t *r);
+
+/** Age past which the last reaper pass no longer counts as a reaper. */
+#define SESH_REAPER_STALE_S 30
+
+/** sesh_health_t.status values. */
+#define SESH_HEALTHY  0 /**< nothing to report */
+#define SESH_DEGRADED 1 /**< works, but something needs attention */
+#define SESH_DOWN     2 /**< the domain cannot be used */
+
+/** What sesh_health() reports. */
+typedef struct sesh_health {
+	int status;	  /**< SESH_HEALTHY, SESH_DEGRADED or SESH_DOWN */
+	char reason[160]; /**< why not healthy (the first reason), or "" */
+	size_t sessions;  /**< stored, all namespaces */
+	size_t max_sessions;
+	uint32_t processes_alive;
+	uint32_t processes_dead; /**< died, awaiting recovery */
+	uint32_t max_processes;
+	size_t streams_open;	  /**< subscriptions, all processes */
+	uint64_t segment_bytes;	  /**< virtual size of the segment */
+	uint64_t committed_bytes; /**< memory its pages use now */
+	int reaper_alive;	  /**< 1 if a reaper is running: the
+				   * process of the last pass lives and
+				   * the pass is recent */
+	pid_t reaper_pid;	  /**< pid of the reaper on record (see
+				   * sesh_reap()), as seen in its pid
+				   * namespace; 0 if no pass ever ran */
+	uint64_t reaper_passes;	  /**< passes completed */
+	int64_t reaper_last_ns;	  /**< end of the last pass; 0 = never */
+	uint32_t stuck_readers;	  /**< threads (of registered processes)
+				   * inside one read-side section since
+				   * before the epoch mark of an earlier
+				   * pass, a second or more ago: with
+				   * passes N s apart, inside for about
+				   * N to 2N s at least. A stopped or
+				   * looping process; they hold memory
+				   * back. 0 until passes run. */
+	uint64_t retired_blocks;  /**< record blocks awaiting their grace
+				   * period */
+} sesh_health_t;
+
+/**
+ * Report the domain's health: capacity in use, the reaper, stuck
+ * readers and dead processes awaiting cleanup.
+ *
+ * The status is SESH_DOWN if the index header fails validation (for a
+ * full validation see sesh_check()); SESH_DEGRADED if a dead process
+ * awaits recovery, no reaper is alive, a reader is stuck, or sessions or
+ * registry slots (alive or dead) are 90% or more in use; otherwise
+ * SESH_HEALTHY. @p h->reason names the first of these, in the order
+ * listed. A domain nobody has run a pass on is degraded.
+ *
+ * @param[in]  d  handle.
+ * @param[out] h  filled on success.
+ *
+ * @return 0 on success (whatever the status), or -EINVAL (a NULL
+ * argument), -EIO (a liveness query failed), or an error of registering
+ * a forked child.
+ *
+ * Context: any thread; blocking (one fcntl per registry slot in use, a
+ * walk of the allocator's state words); not async-signal-safe.
+ */
+SESH_API int sesh_health(sesh_t *d, sesh_health_t *h);
 
 #ifdef __cplusplus
 }

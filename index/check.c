@@ -71,7 +71,8 @@ static void recover_one(_Atomic uint64_t *w, uint64_t v, unsigned c, uint64_t k,
 
 /* Settle the rings: with every stripe held, note which rings linked
  * records name, and let ring_recover() fix the rest. */
-static int recover_rings(struct sesh *d, uint8_t *cache)
+static int recover_rings(struct sesh *d, uint8_t *cache,
+			 struct idx_recovery *out)
 {
 	const struct shm_seg *s = &d->seg;
 	uint64_t *linked, b;
@@ -101,24 +102,19 @@ static int recover_rings(struct sesh *d, uint8_t *cache)
 						   memory_order_acquire);
 		}
 	}
-	ring_recover(d, linked, cache);
+	out->rings_freed = ring_recover(d, linked, cache, &out->holes);
 	idx_unlock_all(s);
 	free(linked);
 	return 0;
 }
 
-int sesh_recover(sesh_t *d)
+int idx_recover(struct sesh *d, struct idx_recovery *out)
 {
 	struct walk_ctx x = {0};
-	const struct shm_seg *s;
-	int n, rc;
+	const struct shm_seg *s = &d->seg;
+	int rc;
 
-	if (d == NULL)
-		return -EINVAL;
-	s = &d->seg;
-	n = shm_recover_procs(d);
-	if (n < 0)
-		return n;
+	memset(out, 0, sizeof(*out));
 	/* Locking each stripe once repairs any whose holder died. */
 	rc = idx_lock_all(s);
 	if (rc < 0)
@@ -133,12 +129,41 @@ int sesh_recover(sesh_t *d)
 	if (x.cache == NULL)
 		return -ENOMEM;
 	shm_blk_each(s, -1, recover_one, &x);
-	gc_reclaim(s, &d->alloc);
-	(void)gc_sweep(s, -1);
+	out->blocks_freed = gc_reclaim(s, &d->alloc);
+	out->blocks_freed += gc_sweep(s, -1);
 	memset(x.cache, 0, s->geom.max_procs);
-	rc = recover_rings(d, x.cache);
+	rc = recover_rings(d, x.cache, out);
 	free(x.cache);
-	return rc < 0 ? rc : n;
+	return rc;
+}
+
+int sesh_recover(sesh_t *d)
+{
+	struct idx_recovery r;
+	uint64_t req;
+	int n, rc;
+
+	if (d == NULL)
+		return -EINVAL;
+	n = shm_recover_procs(d);
+	if (n < 0)
+		return n;
+	/* Seq-cst: the requests of the slots just emptied are seen. */
+	req = atomic_load(&shm_hdr(&d->seg)->recover_req);
+	rc = idx_recover(d, &r);
+	if (rc < 0)
+		return rc;
+	idx_recover_done(&d->seg, req);
+	return n;
+}
+
+void idx_recover_done(const struct shm_seg *s, uint64_t req)
+{
+	_Atomic uint64_t *done = &shm_hdr(s)->recover_done;
+	uint64_t cur = atomic_load(done);
+
+	while (cur < req && !atomic_compare_exchange_weak(done, &cur, req))
+		;
 }
 
 /* --- the validator ---------------------------------------------------- */

@@ -906,7 +906,9 @@ int sesh_session_create(sesh_t *d, const char *id, const char *user,
 	if (found == 1) {
 		retire(d, old.off);
 		ring_retired_note(d, old.stream);
+		shm_stat_add(d, SHM_ST_EXPIRED, 1);
 	}
+	shm_stat_add(d, SHM_ST_CREATED, 1);
 	if (id_out != NULL && id_out != id)
 		memcpy(id_out, id, n.id_len + 1);
 	return 0;
@@ -1038,11 +1040,40 @@ out:
 	return rc;
 }
 
+/*
+ * With the stripe lock held: take record `old`, which `link` points at,
+ * out of its chain, give back its count and close its stream. The caller
+ * unlocks, then retires the block and notes the ring. Returns 0 or
+ * -EUCLEAN (a record of no namespace: left alone).
+ */
+static int unlink_locked(struct sesh *d, _Atomic uint64_t *link,
+			 const struct idx_view *old, uint64_t owner)
+{
+	struct idx_ns *e = idx_ns_entry(&d->seg, old->ns);
+
+	if (e == NULL)
+		return -EUCLEAN;
+	/* Ours before it leaves the chain: if we die once it has left,
+	 * recovery finds it OWNED by the dead and retires it. */
+	point(IDX_P_DELETE_LOCKED);
+	blk_set(&d->seg, old->off, owner);
+	point(IDX_P_DELETE_OWNED);
+	/* Release: pairs with readers' acquire of the link, as for every
+	 * store that changes a chain. */
+	atomic_store_explicit(
+		link, atomic_load_explicit(&old->r->next, memory_order_relaxed),
+		memory_order_release);
+	point(IDX_P_DELETE_UNLINKED);
+	count_give(&d->seg, e);
+	ring_retire(d, old->stream);
+	point(IDX_P_DELETE_DONE);
+	return 0;
+}
+
 int sesh_session_delete(sesh_t *d, const char *id)
 {
 	struct idx_view old;
 	_Atomic uint64_t *link;
-	struct idx_ns *e;
 	uint64_t owner;
 	struct key k;
 	int rc;
@@ -1050,30 +1081,92 @@ int sesh_session_delete(sesh_t *d, const char *id)
 	rc = write_find(d, id, &k, &old, &link, &owner);
 	if (rc <= 0)
 		return rc == 0 ? -ENOENT : rc;
-	e = idx_ns_entry(&d->seg, old.ns);
-	if (e == NULL) {
-		idx_stripe_unlock(&d->seg, k.stripe);
-		return -EUCLEAN;
-	}
-	/* Ours before it leaves the chain: if we die once it has left,
-	 * recovery finds it OWNED by the dead and retires it. */
-	point(IDX_P_DELETE_LOCKED);
-	blk_set(&d->seg, old.off, owner);
-	point(IDX_P_DELETE_OWNED);
-	/* Release: pairs with readers' acquire of the link, as for every
-	 * store that changes a chain. */
-	atomic_store_explicit(
-		link, atomic_load_explicit(&old.r->next, memory_order_relaxed),
-		memory_order_release);
-	point(IDX_P_DELETE_UNLINKED);
-	count_give(&d->seg, e);
-	ring_retire(d, old.stream);
-	point(IDX_P_DELETE_DONE);
+	rc = unlink_locked(d, link, &old, owner);
 	idx_stripe_unlock(&d->seg, k.stripe);
+	if (rc < 0)
+		return rc;
 	point(IDX_P_DELETE_UNLOCKED);
 	retire(d, old.off);
 	ring_retired_note(d, old.stream);
+	shm_stat_add(d, SHM_ST_DELETED, 1);
 	return 0;
+}
+
+/* Whether chain b holds a session idle past its TTL at `now`. Inside a
+ * read-side section. -EUCLEAN for a broken chain. */
+static int chain_has_expired(const struct shm_seg *s, uint64_t b, int64_t now)
+{
+	uint64_t off = idx_head(s, b), n;
+	struct idx_view v;
+
+	for (n = 0; off != 0; n++) {
+		if (n == IDX_CHAIN_MAX || !idx_view(s, off, &v))
+			return -EUCLEAN;
+		if (expired(&v, now))
+			return 1;
+		off = atomic_load_explicit(&v.r->next, memory_order_acquire);
+	}
+	return 0;
+}
+
+int idx_expire_bucket(struct sesh *d, uint64_t b, int64_t now)
+{
+	const struct shm_seg *s = &d->seg;
+	struct gc_thread_reader *tr;
+	uint64_t gone[IDX_EXPIRE_MAX][2];
+	uint64_t owner, off, n;
+	_Atomic uint64_t *link;
+	uint32_t st;
+	int rc, k = 0, i;
+
+	if (b >= s->geom.nbuckets)
+		return -EINVAL;
+	/* Most buckets have nothing to expire: look without the lock. */
+	rc = gc_read_lock(d, &tr);
+	if (rc < 0)
+		return rc;
+	rc = chain_has_expired(s, b, now);
+	gc_read_unlock(tr);
+	if (rc <= 0)
+		return rc;
+	rc = shm_owner_word(d, &owner);
+	if (rc < 0)
+		return rc;
+	st = (uint32_t)(b & (s->geom.nstripes - 1));
+	rc = idx_stripe_lock(s, st);
+	if (rc < 0)
+		return rc;
+	link = idx_bucket(s, b);
+	off = link ? atomic_load_explicit(link, memory_order_acquire) : 0;
+	for (n = 0; off != 0 && k < IDX_EXPIRE_MAX; n++) {
+		struct idx_view v;
+
+		if (n == IDX_CHAIN_MAX || !idx_view(s, off, &v)) {
+			rc = -EUCLEAN;
+			break;
+		}
+		if (!expired(&v, now)) {
+			link = &v.r->next;
+		} else if (unlink_locked(d, link, &v, owner) == 0) {
+			/* `link` now points past it: stay on it. */
+			gone[k][0] = v.off;
+			gone[k][1] = v.stream;
+			k++;
+		} else {
+			link = &v.r->next;
+		}
+		off = atomic_load_explicit(link, memory_order_acquire);
+	}
+	idx_stripe_unlock(s, st);
+	if (k > 0)
+		point(IDX_P_DELETE_UNLOCKED);
+	for (i = 0; i < k; i++) {
+		retire(d, gone[i][0]);
+		ring_retired_note(d, gone[i][1]);
+	}
+	if (k > 0)
+		shm_stat_add(d, SHM_ST_EXPIRED, (uint64_t)k);
+	return rc < 0 ? rc : k;
 }
 
 int sesh_session_count(sesh_t *d, size_t *out)

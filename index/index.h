@@ -164,6 +164,31 @@ int idx_recount(const struct shm_seg *s);
 int idx_stream_lookup(struct sesh *d, const char *id, uint64_t *stream,
 		      int64_t *expires_ns);
 
+/* What a recovery walk (idx_recover()) did. */
+struct idx_recovery {
+	uint64_t blocks_freed; /* retired blocks freed */
+	uint64_t rings_freed;  /* rings of gone sessions freed */
+	uint64_t holes;	       /* dead publishers' claims made padding */
+};
+
+/* Walk the whole domain and recover what processes that died held:
+ * repair their stripes and the counts, retire the blocks they owned
+ * unlinked, settle their rings and stream claims, free what is past its
+ * grace period. Returns 0, -ENOMEM or -EUCLEAN. */
+int idx_recover(struct sesh *d, struct idx_recovery *out);
+
+/* Record that a walk begun after reading recover_req == req finished. */
+void idx_recover_done(const struct shm_seg *s, uint64_t req);
+
+/* Sessions one idx_expire_bucket() call removes at most. */
+#define IDX_EXPIRE_MAX 64
+
+/* Remove the sessions of bucket b (any namespace) idle past their TTL at
+ * `now`, with their streams, as deletes would. Returns how many (at most
+ * IDX_EXPIRE_MAX; call again for more), -EINVAL (b out of range),
+ * -EUCLEAN, or an error of registering or of the read side. */
+int idx_expire_bucket(struct sesh *d, uint64_t b, int64_t now);
+
 /* Test hook: called at these points of the writers when set, so tests
  * can kill a writer there. NULL in normal use. */
 enum idx_point {

@@ -175,18 +175,6 @@ static bool dcas(void *p, uint64_t o0, uint64_t o1, uint64_t n0, uint64_t n1)
 						      (AO_t)n0, (AO_t)n1);
 }
 
-static void stat_add(struct sesh *d, enum shm_stat k, uint64_t n)
-{
-	int slot = atomic_load_explicit(&d->slot, memory_order_relaxed);
-	_Atomic uint64_t *line;
-
-	if (slot < 0)
-		return;
-	line = shm_stats_line(&d->seg, (uint32_t)slot);
-	if (line != NULL)
-		atomic_fetch_add_explicit(&line[k], n, memory_order_relaxed);
-}
-
 static uint64_t align8(uint64_t n)
 {
 	return (n + 7) & ~(uint64_t)7;
@@ -292,7 +280,7 @@ static void wake(struct sesh *d, struct ring_hdr *h)
 	if (!atomic_compare_exchange_strong(&h->futex, &f, (f + 2) & ~1u))
 		return; /* another waker took it */
 	syscall(SYS_futex, &h->futex, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-	stat_add(d, SHM_ST_FUTEX_WAKES, 1);
+	shm_stat_add(d, SHM_ST_FUTEX_WAKES, 1);
 }
 
 /* --- unblocking ------------------------------------------------------------
@@ -330,7 +318,7 @@ static enum settle settle(struct sesh *d, const struct ring *g, uint64_t seq,
 		st->next_check = now + LIVENESS_EVERY_NS;
 		if (owner_dead(d, i)) {
 			if (dcas(dp, w, i, WORD(seq, RS_PAD), 0))
-				stat_add(d, SHM_ST_HOLES, 1);
+				shm_stat_add(d, SHM_ST_HOLES, 1);
 			return SETTLE_MOVED;
 		}
 	}
@@ -342,11 +330,11 @@ static enum settle settle(struct sesh *d, const struct ring *g, uint64_t seq,
 		/* No descriptor yet: its publisher has written nothing, and
 		 * its own CAS fails once this one lands. */
 		if (dcas(dp, w, i, WORD(seq, RS_PAD), 0))
-			stat_add(d, SHM_ST_HOLES, 1);
+			shm_stat_add(d, SHM_ST_HOLES, 1);
 		return SETTLE_MOVED;
 	}
 	if (dcas(dp, w, i, WORD(seq, RS_ABANDONED), i))
-		stat_add(d, SHM_ST_HOLES, 1);
+		shm_stat_add(d, SHM_ST_HOLES, 1);
 	return SETTLE_MOVED;
 }
 
@@ -618,8 +606,8 @@ static int publish(struct sesh *d, const char *id, const sesh_buf_t *msgs,
 			if (rc == 0) {
 				if (ids != NULL)
 					ids[done + k] = g.base + seq0 + k;
-				stat_add(d, SHM_ST_PUBLISHED, 1);
-				stat_add(d, SHM_ST_PUBLISHED_BYTES, m->len);
+				shm_stat_add(d, SHM_ST_PUBLISHED, 1);
+				shm_stat_add(d, SHM_ST_PUBLISHED_BYTES, m->len);
 			}
 		}
 		if (rc < 0 && k > 0 && k < chunk) {
@@ -642,7 +630,7 @@ static int publish(struct sesh *d, const char *id, const sesh_buf_t *msgs,
 	}
 	gc_read_unlock(tr);
 	if (rc == -ETIMEDOUT || rc == -EAGAIN)
-		stat_add(d, SHM_ST_PUBLISH_FAILED, 1);
+		shm_stat_add(d, SHM_ST_PUBLISH_FAILED, 1);
 	return rc;
 }
 
@@ -1048,11 +1036,78 @@ uint64_t ring_sweep(struct sesh *d)
 	return freed + reclaim(d, batch, n);
 }
 
-void ring_recover(struct sesh *d, const uint64_t *linked, uint8_t *cache)
+uint64_t ring_sweep_range(struct sesh *d, uint64_t from, uint64_t n,
+			  uint64_t *next)
+{
+	const struct shm_seg *s = &d->seg;
+	uint64_t r, freed = 0;
+	uint32_t batch[256];
+	size_t k = 0;
+
+	for (r = from; r < s->geom.nrings && n > 0; r++, n--) {
+		_Atomic uint64_t *sw = ring_state(s, r);
+
+		if (sw == NULL)
+			break;
+		if (SHM_BLK_STATE(atomic_load_explicit(
+			    sw, memory_order_relaxed)) != SHM_BLK_RETIRED)
+			continue;
+		batch[k++] = (uint32_t)r;
+		if (k == 256) {
+			freed += reclaim(d, batch, k);
+			k = 0;
+		}
+	}
+	*next = r >= s->geom.nrings ? 0 : r;
+	return freed + reclaim(d, batch, k);
+}
+
+/*
+ * Ring r is LIVE: turn the messages that publishers now dead claimed and
+ * never committed into padding, so that the front can pass them without
+ * anyone waiting. A claim with no descriptor names no owner: readers and
+ * publishers settle it after unblock_ms, as ever. Returns how many.
+ */
+static uint64_t settle_dead(struct sesh *d, uint64_t r, uint8_t *cache)
+{
+	struct ring_hdr *h = ring_hdr_of(&d->seg, r);
+	struct ring g;
+	uint64_t fs, ts, seq, padded = 0;
+
+	if (h == NULL ||
+	    ring_view(&d->seg, RING_STREAM(r, atomic_load(&h->gen)), &g) < 0)
+		return 0;
+	fs = atomic_load_explicit(&h->front_seq, memory_order_acquire);
+	ts = atomic_load_explicit(&h->tail_seq, memory_order_acquire);
+	if (ts < fs || ts - fs > g.nslots)
+		return 0; /* moving, or scribbled: nothing to trust */
+	for (seq = fs; seq < ts; seq++) {
+		struct ring_desc *dp = desc_of(&g, seq);
+		uint64_t w, i;
+
+		desc_load(dp, &w, &i);
+		if (TAG(w) != seq ||
+		    (STATE(w) != RS_CLAIMED && STATE(w) != RS_ABANDONED))
+			continue;
+		if (!shm_slot_dead(d, INFO_SLOT(i), INFO_INC(i), 0xffff, cache))
+			continue;
+		if (dcas(dp, w, i, WORD(seq, RS_PAD), 0)) {
+			padded++;
+			shm_stat_add(d, SHM_ST_HOLES, 1);
+		}
+	}
+	if (padded > 0)
+		wake(d, h);
+	return padded;
+}
+
+uint64_t ring_recover(struct sesh *d, const uint64_t *linked, uint8_t *cache,
+		      uint64_t *holes)
 {
 	const struct shm_seg *s = &d->seg;
 	uint64_t r;
 
+	*holes = 0;
 	for (r = 0; r < s->geom.nrings; r++) {
 		_Atomic uint64_t *sw = ring_state(s, r);
 		struct ring_hdr *h = ring_hdr_of(s, r);
@@ -1070,15 +1125,20 @@ void ring_recover(struct sesh *d, const uint64_t *linked, uint8_t *cache)
 			if (!shm_owner_dead(d, v, cache))
 				break;
 			if (used) {
-				(void)atomic_compare_exchange_strong(
-					sw, &v, SHM_BLK_LIVE);
+				if (atomic_compare_exchange_strong(
+					    sw, &v, SHM_BLK_LIVE))
+					*holes += settle_dead(d, r, cache);
 				break;
 			}
 			/* fall through */
 		case SHM_BLK_LIVE:
+			if (used) {
+				*holes += settle_dead(d, r, cache);
+				break;
+			}
 			/* Unlinked: its creator died before linking, or its
 			 * deleter between unlink and retire. */
-			if (!used) {
+			{
 				uint64_t st =
 					RING_STREAM(r, atomic_load(&h->gen));
 
@@ -1097,7 +1157,7 @@ void ring_recover(struct sesh *d, const uint64_t *linked, uint8_t *cache)
 			break;
 		}
 	}
-	(void)ring_sweep(d);
+	return ring_sweep(d);
 }
 
 uint64_t ring_last_id(const struct shm_seg *s, uint64_t stream)
@@ -1171,7 +1231,7 @@ int sesh_subscribe(sesh_t *d, const char *id, uint64_t after,
 	s->expires_ns = expires;
 	s->id_len = strlen(id);
 	memcpy(s->id, id, s->id_len + 1);
-	stat_add(d, SHM_ST_SUBSCRIPTIONS, 1);
+	shm_stat_add(d, SHM_ST_SUBSCRIPTIONS, 1);
 	*out = s;
 	return 0;
 unlock:
@@ -1271,7 +1331,7 @@ static void lapped(struct sesh_stream *s, sesh_msg_t *msg)
 	msg->published_ns = 0;
 	msg->data = NULL;
 	msg->len = 0;
-	stat_add(s->d, SHM_ST_LAPPED, 1);
+	shm_stat_add(s->d, SHM_ST_LAPPED, 1);
 }
 
 /*
@@ -1367,8 +1427,8 @@ static int step(struct sesh_stream *s, sesh_msg_t *msg, bool zc,
 	s->zc = zc;
 	s->zc_seq = s->seq;
 	s->seq++;
-	stat_add(s->d, SHM_ST_DELIVERED, 1);
-	stat_add(s->d, SHM_ST_DELIVERED_BYTES, len);
+	shm_stat_add(s->d, SHM_ST_DELIVERED, 1);
+	shm_stat_add(s->d, SHM_ST_DELIVERED_BYTES, len);
 	return STEP_MSG;
 }
 
@@ -1378,7 +1438,7 @@ static void sleep_on(struct sesh_stream *s, uint32_t v, int64_t ns)
 	struct timespec ts = {.tv_sec = ns / 1000000000,
 			      .tv_nsec = ns % 1000000000};
 
-	stat_add(s->d, SHM_ST_FUTEX_WAITS, 1);
+	shm_stat_add(s->d, SHM_ST_FUTEX_WAITS, 1);
 	syscall(SYS_futex, &s->g.h->futex, FUTEX_WAIT, v, &ts, NULL, 0);
 }
 
@@ -1514,5 +1574,9 @@ int sesh_stats(sesh_t *d, sesh_stats_t *out)
 	out->futex_waits = sum[SHM_ST_FUTEX_WAITS];
 	out->futex_wakes = sum[SHM_ST_FUTEX_WAKES];
 	out->subscriptions = sum[SHM_ST_SUBSCRIPTIONS];
+	out->sessions_created = sum[SHM_ST_CREATED];
+	out->sessions_deleted = sum[SHM_ST_DELETED];
+	out->sessions_expired = sum[SHM_ST_EXPIRED];
+	out->reaper_passes = sum[SHM_ST_REAPS];
 	return 0;
 }

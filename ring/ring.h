@@ -116,10 +116,19 @@ uint64_t ring_last_id(const struct shm_seg *s, uint64_t stream);
  * reads. Returns how many. */
 uint64_t ring_sweep(struct sesh *d);
 
+/* The same for at most n rings from ring `from`; *next is where the next
+ * call goes on (0 after the last ring). */
+uint64_t ring_sweep_range(struct sesh *d, uint64_t from, uint64_t n,
+			  uint64_t *next);
+
 /* sesh_recover(), with every stripe locked: `linked` has a bit per ring,
  * set for the rings linked records name. Rings of dead creators and
- * reclaimers are settled, rings no record names are retired. */
-void ring_recover(struct sesh *d, const uint64_t *linked, uint8_t *cache);
+ * reclaimers are settled, rings no record names are retired, messages
+ * that dead publishers claimed in live rings become padding (*holes
+ * counts them), then every reclaimable ring is freed: returns how many.
+ * `cache` is as for shm_owner_dead(). */
+uint64_t ring_recover(struct sesh *d, const uint64_t *linked, uint8_t *cache,
+		      uint64_t *holes);
 
 /* Test hook: called at these points of a publish when set, so tests can
  * kill or stop a publisher there. NULL in normal use. */

@@ -142,3 +142,39 @@ void shm_blk_each(const struct shm_seg *s, int c, shm_blk_fn fn, void *arg)
 		}
 	}
 }
+
+uint64_t shm_blk_total(const struct shm_seg *s)
+{
+	uint64_t n = 0;
+	unsigned c;
+
+	for (c = 0; c < s->geom.nclasses; c++)
+		n += s->geom.cls[c].cap;
+	return n;
+}
+
+uint64_t shm_blk_range(const struct shm_seg *s, uint64_t from, uint64_t n,
+		       shm_blk_fn fn, void *arg)
+{
+	uint64_t base = 0, k;
+	unsigned c;
+
+	for (c = 0; c < s->geom.nclasses && n > 0; c++) {
+		uint64_t cap = s->geom.cls[c].cap;
+
+		if (from >= base + cap) {
+			base += cap;
+			continue;
+		}
+		for (k = from - base; k < cap && n > 0; k++, n--, from++) {
+			_Atomic uint64_t *w = shm_class_word(s, c, k);
+
+			if (w == NULL)
+				return 0;
+			fn(w, atomic_load_explicit(w, memory_order_relaxed), c,
+			   k, arg);
+		}
+		base += cap;
+	}
+	return from >= shm_blk_total(s) ? 0 : from;
+}

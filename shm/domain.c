@@ -92,6 +92,7 @@ static void atfork_child(void)
 		/* Another thread may have held it at fork. */
 		d->alloc.lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 		d->ring_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+		d->reap_lease = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	}
 	pthread_mutex_unlock(&handles_lock);
 	reap_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
@@ -491,6 +492,7 @@ static void handle_free(struct sesh *d)
 {
 	pthread_mutex_destroy(&d->alloc.lock);
 	pthread_mutex_destroy(&d->ring_lock);
+	pthread_mutex_destroy(&d->reap_lease);
 	if (d->seg.base != NULL)
 		munmap(d->seg.base, (size_t)d->seg.geom.total_bytes);
 	if (d->lock_fd >= 0)
@@ -568,6 +570,7 @@ int sesh_open(const char *name, const char *ns, const sesh_config_t *cfg,
 	atomic_init(&d->ns_idx, -1);
 	pthread_mutex_init(&d->alloc.lock, NULL);
 	pthread_mutex_init(&d->ring_lock, NULL);
+	pthread_mutex_init(&d->reap_lease, NULL);
 	strcpy(d->name, name);
 	strcpy(d->ns, ns);
 	snprintf(fname, sizeof(fname), FILE_PREFIX "%s", name);

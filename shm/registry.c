@@ -131,6 +131,18 @@ _Atomic uint64_t *shm_stats_line(const struct shm_seg *s, uint32_t i)
 		       SHM_STATS_LINE, SHM_CACHELINE);
 }
 
+void shm_stat_add(struct sesh *d, enum shm_stat k, uint64_t n)
+{
+	int slot = atomic_load_explicit(&d->slot, memory_order_relaxed);
+	_Atomic uint64_t *line;
+
+	if (slot < 0)
+		return;
+	line = shm_stats_line(&d->seg, (uint32_t)slot);
+	if (line != NULL)
+		atomic_fetch_add_explicit(&line[k], n, memory_order_relaxed);
+}
+
 void shm_stats_fold(const struct shm_seg *s, uint32_t i)
 {
 	_Atomic uint64_t *from = shm_stats_line(s, i);
@@ -195,6 +207,17 @@ static void proc_clear(const struct shm_seg *s, uint32_t i, struct shm_proc *p)
 	shm_stats_fold(s, i);
 	/* Release: the cleared reader and pin slots before FREE. */
 	atomic_store_explicit(&p->state, SHM_PROC_FREE, memory_order_release);
+}
+
+/* Empty the slot of a process that died: first ask for a recovery walk,
+ * since once the slot is free nothing in the registry says which blocks
+ * and rings the dead process held. Seq-cst: the request is visible before
+ * the slot is. */
+static void proc_clear_dead(const struct shm_seg *s, uint32_t i,
+			    struct shm_proc *p)
+{
+	atomic_fetch_add(&shm_hdr(s)->recover_req, 1);
+	proc_clear(s, i, p);
 }
 
 /* Fill a slot we hold the lock of. The sequence lock lets readers copy
@@ -265,7 +288,7 @@ int shm_proc_claim(struct shm_seg *s, int lock_fd)
 				}
 				/* Dead, or a scribbled state: nobody holds
 				 * the lock, so nobody owns the slot. */
-				proc_clear(s, i, p);
+				proc_clear_dead(s, i, p);
 			}
 			proc_fill(p);
 			return (int)i;
@@ -301,7 +324,7 @@ int shm_proc_reap(struct shm_seg *s, int lock_fd, uint32_t self)
 		 * process may have claimed and released it meanwhile. */
 		if (atomic_load_explicit(&p->state, memory_order_acquire) !=
 		    SHM_PROC_FREE) {
-			proc_clear(s, i, p);
+			proc_clear_dead(s, i, p);
 			n++;
 		}
 		(void)shm_lock_byte(lock_fd, F_UNLCK, at, F_OFD_SETLK);

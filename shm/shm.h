@@ -38,6 +38,8 @@
  *
  *	byte SHM_LOCK_INIT		held by the creator while it builds the
  *					segment under its private name
+ *	byte SHM_LOCK_REAPER		the reaper lease: held for the length
+ *					of a sesh_reap() pass
  *	bytes SHM_LOCK_PROC + slot	held by the process owning that slot
  */
 #ifndef SESH_SHM_H
@@ -55,7 +57,7 @@
 struct shm_seg;
 
 #define SHM_MAGIC	   0x314d4f4448534553ull /* "SESHDOM1", little-endian */
-#define SHM_LAYOUT_VERSION 4u
+#define SHM_LAYOUT_VERSION 5u
 #define SHM_ENDIAN_TAG	   0x01020304u
 #define SHM_PAGE	   4096u
 #define SHM_CACHELINE	   64u
@@ -89,6 +91,7 @@ struct shm_seg;
 
 /* Lock bytes on the segment's file. */
 #define SHM_LOCK_INIT 0
+#define SHM_LOCK_REAPER 1
 #define SHM_LOCK_PROC 4096
 
 /* Regions of the segment; the table in the header has SHM_R_MAX entries,
@@ -155,6 +158,33 @@ struct shm_header {
 	 * starts above it, so no session id ever sees an id twice. */
 	_Alignas(SHM_CACHELINE) _Atomic uint64_t event_floor;
 	uint8_t floor_pad[SHM_CACHELINE - 8];
+	/* Recovery requests: bumped before a dead process's registry slot
+	 * is emptied (its blocks and rings can then no longer be told from
+	 * the registry alone); a reaper that walked the domain after
+	 * reading `recover_req` stores that value in `recover_done`. */
+	_Alignas(SHM_CACHELINE) _Atomic uint64_t recover_req;
+	_Atomic uint64_t recover_done;
+	uint8_t recover_pad[SHM_CACHELINE - 16];
+	/* The reaper (gc/reap.c): written only by the holder of the lease
+	 * byte, read by anyone. */
+	_Alignas(SHM_CACHELINE) struct shm_reaper {
+		_Atomic uint64_t passes;   /* completed */
+		_Atomic int64_t last_ns;   /* end of the last pass */
+		_Atomic uint64_t owner;	   /* shm_blk_owned(slot, inc) */
+		_Atomic int32_t pid;	   /* of the last pass's process */
+		uint32_t pad;
+		_Atomic uint64_t bucket;   /* next bucket of the expiry sweep */
+		_Atomic uint64_t block;	   /* next block of the free sweep */
+		_Atomic uint64_t ring;	   /* next ring of the free sweep */
+		/* Two marks of the epoch a second or more apart: a reader
+		 * still announcing an epoch at or below `stuck_epoch` has
+		 * been in its section since before `stuck_ns`. */
+		_Atomic uint64_t mark_epoch;
+		_Atomic int64_t mark_ns;
+		_Atomic uint64_t stuck_epoch;
+		_Atomic int64_t stuck_ns;
+		uint8_t pad2[2 * SHM_CACHELINE - 88];
+	} reaper;
 };
 
 /* Feature bits understood by this build. */
@@ -295,9 +325,13 @@ enum shm_stat {
 	SHM_ST_FUTEX_WAITS,
 	SHM_ST_FUTEX_WAKES,
 	SHM_ST_SUBSCRIPTIONS,
+	SHM_ST_CREATED,
+	SHM_ST_DELETED,
+	SHM_ST_EXPIRED,
+	SHM_ST_REAPS,
 	SHM_ST_COUNT
 };
-#define SHM_STATS_LINE 128u
+#define SHM_STATS_LINE 256u
 _Static_assert(SHM_ST_COUNT * 8 <= SHM_STATS_LINE, "counters fit a line");
 
 /* Counter line i (0..max_procs; max_procs holds those of the gone), or
@@ -306,6 +340,11 @@ _Atomic uint64_t *shm_stats_line(const struct shm_seg *s, uint32_t i);
 
 /* Move slot i's counters into the line of the gone. */
 void shm_stats_fold(const struct shm_seg *s, uint32_t i);
+
+/* Add n to counter k of the handle's own line (nothing while it is not
+ * registered, as in a child before its first call). */
+struct sesh;
+void shm_stat_add(struct sesh *d, enum shm_stat k, uint64_t n);
 
 /* --- layout.c: sizing and validation (pure functions) ------------------ */
 
@@ -524,6 +563,15 @@ typedef void (*shm_blk_fn)(_Atomic uint64_t *w, uint64_t v, unsigned c,
 			   uint64_t k, void *arg);
 void shm_blk_each(const struct shm_seg *s, int c, shm_blk_fn fn, void *arg);
 
+/* Blocks of all classes. */
+uint64_t shm_blk_total(const struct shm_seg *s);
+
+/* The same as shm_blk_each() for at most n blocks from block number
+ * `from`, numbering the blocks of all classes one after the other.
+ * Returns where to go on from: 0 once the last block was visited. */
+uint64_t shm_blk_range(const struct shm_seg *s, uint64_t from, uint64_t n,
+		       shm_blk_fn fn, void *arg);
+
 /* State word k of class c, or NULL if out of range. */
 _Atomic uint64_t *shm_class_word(const struct shm_seg *s, unsigned c,
 				 uint64_t k);
@@ -560,6 +608,10 @@ struct sesh {
 	pthread_mutex_t ring_lock;
 	uint32_t ring_nretired;
 	uint32_t ring_retired[SHM_RING_RETIRE_LOCAL];
+	/* Held by the thread running a reaper pass on this handle: the
+	 * lease byte is locked through lock_fd, which all our threads
+	 * share, so the byte alone does not keep them apart. */
+	pthread_mutex_t reap_lease;
 };
 
 _Static_assert(SHM_READERS_PER_PROC <= 32, "readers_taken is 32 bits");

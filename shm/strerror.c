@@ -36,6 +36,8 @@ const char *sesh_strerror(int err)
 		return "try again: nothing to read yet, or busy";
 	case ETIMEDOUT:
 		return "timed out, or held up past the unblock timeout";
+	case EBUSY:
+		return "busy: another reaper pass is running";
 	case EOVERFLOW:
 		return "messages were overwritten before they were read";
 	case EPROTO:

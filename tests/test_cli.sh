@@ -22,6 +22,7 @@ done
 dom="clitest-$$"
 bad="clitest-$$-bad"
 strm="clitest-$$-strm"
+hk="clitest-$$-hk"
 missing="clitest-$$-missing"
 shmdir=${SESH_SHM_DIR:-/dev/shm}
 
@@ -30,7 +31,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_cli.XXXXXX") || exit 1
 # objects themselves.
 cleanup() {
 	test -n "${fpid:-}" && kill -KILL "$fpid" 2>/dev/null
-	for name in "$dom" "$bad" "$strm"; do
+	for name in "$dom" "$bad" "$strm" "$hk"; do
 		"$SESH_BIN" rm "$name" >/dev/null 2>&1
 		rm -f "$shmdir/sesh.$name"
 	done
@@ -204,6 +205,40 @@ have_python() { command -v python3 >/dev/null 2>&1; }
 no_object() { ! test -e "$shmdir/sesh.$1"; }
 not() { ! "$@"; }
 mode_is() { test "$(stat -c %a "$shmdir/sesh.$1" 2>/dev/null)" = "$2"; }
+# Predicates on the output of stats --prometheus:
+# every line but the comments is a sample "sesh_NAME{LABELS} VALUE"
+prom_samples_only() {
+	out_has '^sesh_' &&
+		not grep -Evq -e '^#' \
+			-e '^sesh_[a-z_]+(\{[^}]*\})? [0-9.e+-]+$' "$tmp/out"
+}
+# every metric has a HELP, then a TYPE line, then its samples, together
+prom_grouped() {
+	awk '
+	/^# HELP / { if ($3 in seen) bad = 1; seen[$3] = 1; help = $3
+		cur = ""; next }
+	/^# TYPE / { if ($3 != help) bad = 1; cur = $3; next }
+	/^#/ { bad = 1; next }
+	{ name = $0; sub(/[{ ].*/, "", name); if (name != cur) bad = 1
+		n[name]++ }
+	END { for (m in seen) if (!(m in n)) bad = 1; exit bad + 0 }
+	' "$tmp/out"
+}
+# the metrics of TYPE counter, and they alone, are named *_total
+prom_counters_total() {
+	out_has '^# TYPE [a-z_]+ counter$' &&
+		awk '/^# TYPE / { if (($4 == "counter") != ($3 ~ /_total$/))
+			bad = 1 }
+		END { exit bad + 0 }' "$tmp/out"
+}
+# every sample is labelled domain="$1" first
+prom_labelled() {
+	not grep -Evq -e '^#' -e "^[a-z_]+\\{domain=\"$1\"[,}]" "$tmp/out"
+}
+# the value of the sample of metric $1 (with labels $2, if given)
+prom_of() {
+	sed -n "s/^$1{domain=\"[^\"]*\"${2:+,$2}} //p" "$tmp/out"
+}
 
 echo "== help and version"
 run --help
@@ -213,7 +248,8 @@ check "-h exits 0" succeeded
 run --version
 check "--version exits 0 and prints 'sesh VERSION'" \
 	succeeded_with '^sesh [0-9]'
-for verb in create info rm session ls check recover publish tail stats; do
+for verb in create info rm session ls check recover publish tail stats \
+	health reap; do
 	run "$verb" --help
 	cp "$tmp/out" "$tmp/help1"
 	check "$verb --help exits 0 and prints a usage" \
@@ -240,10 +276,17 @@ run tail --help
 check "tail --help lists every option" out_has_all --ns --after --oldest \
 	'-f, --follow' --json
 run stats --help
-check "stats --help lists every option" out_has_all --json
+check "stats --help lists every option" out_has_all --json --prometheus
+run health --help
+check "health --help lists --json and tells the exit statuses" \
+	out_has_all --json '0 healthy, 1 degraded, 2 down'
+run reap --help
+check "reap --help lists every option" out_has_all --json
 run --help
 check "--help lists the new commands" out_has_all '^  session ' '^  ls ' \
-	'^  check ' '^  recover ' '^  publish ' '^  tail ' '^  stats '
+	'^  check ' '^  recover ' '^  publish ' '^  tail ' '^  stats ' \
+	'^  health ' '^  reap '
+check "--help tells health's exit statuses" out_has '0 healthy'
 
 echo "== usage errors"
 run
@@ -786,11 +829,14 @@ check "stats shows every counter" out_has_all '^published: +[0-9]+$' \
 	'^delivered: +[0-9]+$' '^delivered bytes: +[0-9]+$' \
 	'^lapped: +[0-9]+$' '^holes unblocked: +[0-9]+$' \
 	'^futex waits: +[0-9]+$' '^futex wakes: +[0-9]+$' \
-	'^subscriptions: +[0-9]+$'
+	'^subscriptions: +[0-9]+$' '^sessions created: +[0-9]+$' \
+	'^sessions deleted: +[0-9]+$' '^sessions expired: +[0-9]+$' \
+	'^reaper passes: +[0-9]+$'
 run stats "$strm" --json
 check "stats --json has every key" json_keys published published_bytes \
 	publish_failed delivered delivered_bytes lapped holes_unblocked \
-	futex_waits futex_wakes subscriptions
+	futex_waits futex_wakes subscriptions sessions_created \
+	sessions_deleted sessions_expired reaper_passes
 check "stats --json counts the two laps" \
 	test "$(stat_of lapped)" -eq $((lap0 + 2))
 if have_python; then
@@ -865,6 +911,181 @@ check "  ... having said once that it was lapped" \
 
 run rm "$strm"
 check "rm of the stream domain exits 0" succeeded
+
+echo "== housekeeping: usage errors"
+run stats "$hk" --json --prometheus
+check "stats --json --prometheus: usage error (exit 2)" usage_error
+run stats "$hk" --prometheus --json
+check "stats --prometheus --json: usage error (exit 2)" usage_error
+run stats "$hk" --prometheus=yes
+check "stats --prometheus=yes: usage error (exit 2)" usage_error
+run health
+check "health without a name: usage error (exit 2)" usage_error
+run health "$hk" extra
+check "health with an extra argument: usage error (exit 2)" usage_error
+run health "$hk" --prometheus
+check "health --prometheus (not its option): usage error (exit 2)" \
+	usage_error
+run reap
+check "reap without a name: usage error (exit 2)" usage_error
+run reap "$hk" extra
+check "reap with an extra argument: usage error (exit 2)" usage_error
+run reap "$hk" --ns x
+check "reap --ns (not its option): usage error (exit 2)" usage_error
+check "no usage error created a domain" no_object "$hk"
+
+echo "== housekeeping: health"
+run create "$hk" --max-sessions 100
+check "create $hk exits 0" succeeded
+run health "$hk"
+check "health of a fresh domain, no reaper ever: exit 1 (degraded)" \
+	eval 'status_is 1 && err_empty'
+check "  ... says degraded, reaper absent, no pass" out_has_all \
+	'^status: +degraded$' '^reaper: +absent$' '^reaper pid: +none$' \
+	'^reaper passes: +0$' '^last pass: +never$'
+check "  ... with a reason that mentions the reaper" \
+	out_has '^reason: .*reaper'
+check "  ... and every other line" out_has_all \
+	'^sessions: +0 of 100 \(0\.0%\)$' \
+	'^processes: +1 alive, 0 dead, of [0-9]+ \([0-9.]+%\)$' \
+	'^streams open: +0$' '^stuck readers: +0$' \
+	'^retired blocks: +[0-9]+$' '^committed: +[0-9]+ bytes ' \
+	'^segment size: +[0-9]+ bytes .* virtual$'
+run health "$hk" --json
+check "health --json: exit 1 too" eval 'status_is 1 && err_empty'
+check "  ... status as a string and as a number" \
+	eval 'json_str status degraded && json_num status_code 1'
+check "  ... every key" json_keys status status_code reason sessions \
+	max_sessions sessions_percent processes_alive processes_dead \
+	max_processes processes_percent streams_open reaper_alive \
+	reaper_pid reaper_passes reaper_last_ns reaper_last reaper_age_s \
+	stuck_readers retired_blocks committed_bytes segment_bytes
+check "  ... no reaper, no pass" eval 'out_has "\"reaper_alive\": false" &&
+	json_num reaper_pid 0 && json_num reaper_passes 0 &&
+	out_has "\"reaper_last\": null"'
+if have_python; then
+	check "  ... valid JSON" valid_json
+fi
+run health "$missing"
+check "health of a missing domain: exit 2 (down), one line on stderr" \
+	eval 'status_is 2 && out_empty && err_one_line "sesh: health: $missing: "'
+run health "$missing" --json
+check "health --json of a missing domain: exit 2 too" \
+	eval 'status_is 2 && out_empty'
+printf 'not a sesh domain' >"$shmdir/sesh.$bad"
+run health "$bad"
+check "health of an object that is not a domain: exit 2, one line" \
+	eval 'status_is 2 && out_empty && err_one_line "sesh: health: $bad: "'
+rm -f "$shmdir/sesh.$bad"
+
+echo "== housekeeping: stats --prometheus"
+run stats "$hk" --prometheus
+check "stats --prometheus exits 0" succeeded
+check "  ... every line a comment or a sample NAME{LABELS} VALUE" \
+	prom_samples_only
+check "  ... every metric has HELP and TYPE before its samples" prom_grouped
+check "  ... counters, and they alone, end in _total" prom_counters_total
+check "  ... every sample labelled domain=\"$hk\"" prom_labelled "$hk"
+check "  ... every counter" out_has_all \
+	'^sesh_messages_published_total\{' '^sesh_published_bytes_total\{' \
+	'^sesh_publish_failed_total\{' '^sesh_messages_delivered_total\{' \
+	'^sesh_delivered_bytes_total\{' '^sesh_lapped_total\{' \
+	'^sesh_holes_unblocked_total\{' '^sesh_futex_waits_total\{' \
+	'^sesh_futex_wakes_total\{' '^sesh_subscriptions_total\{' \
+	'^sesh_sessions_created_total\{' '^sesh_sessions_deleted_total\{' \
+	'^sesh_sessions_expired_total\{' '^sesh_reaper_passes_total\{'
+check "  ... every gauge" out_has_all '^sesh_sessions\{' \
+	'^sesh_sessions_max\{' '^sesh_processes\{.*,state="alive"\}' \
+	'^sesh_processes\{.*,state="dead"\}' '^sesh_processes_max\{' \
+	'^sesh_streams_open\{' '^sesh_segment_bytes\{' \
+	'^sesh_committed_bytes\{' '^sesh_reaper_up\{' \
+	'^sesh_stuck_readers\{' '^sesh_retired_blocks\{' \
+	'^sesh_health_status\{'
+check "  ... sessions_max 100, reaper down, status degraded" \
+	eval 'test "$(prom_of sesh_sessions_max)" = 100 &&
+	test "$(prom_of sesh_reaper_up)" = 0 &&
+	test "$(prom_of sesh_health_status)" = 1'
+check "  ... no timestamp of a last pass: none ran" \
+	not out_has '^sesh_reaper_last_pass_timestamp_seconds'
+created0=$(prom_of sesh_sessions_created_total)
+deleted0=$(prom_of sesh_sessions_deleted_total)
+run session create "$hk" p1
+run session create "$hk" p2
+run session rm "$hk" p1
+run stats "$hk" --prometheus
+check "creating 2 sessions and deleting 1 moves the counters" \
+	eval 'test "$(prom_of sesh_sessions_created_total)" -eq \
+		$((${created0:-0} + 2)) &&
+	test "$(prom_of sesh_sessions_deleted_total)" -eq \
+		$((${deleted0:-0} + 1))'
+check "  ... and the sessions gauge" test "$(prom_of sesh_sessions)" = 1
+check "  ... processes: this one alive, none dead" \
+	eval 'test "$(prom_of sesh_processes state=\"alive\")" = 1 &&
+	test "$(prom_of sesh_processes state=\"dead\")" = 0'
+
+echo "== housekeeping: reap"
+run session create "$hk" short --ttl 1
+run stats "$hk" --json
+expired0=$(stat_of sessions_expired)
+passes0=$(stat_of reaper_passes)
+sleep 1.2
+run reap "$hk"
+check "reap exits 0, quiet on stderr" succeeded
+check "  ... and prints every field" out_has_all '^pass: +[0-9]+$' \
+	'^started: +[0-9]{4}-[0-9]{2}-[0-9]{2}T.*Z$' '^duration: +[0-9]+ ns$' \
+	'^processes recovered: +0$' '^full recovery: +(yes|no)$' \
+	'^sessions expired: +[0-9]+$' '^buckets scanned: +[0-9]+$' \
+	'^sweep wrapped: +(yes|no)$' '^blocks freed: +[0-9]+$' \
+	'^rings freed: +[0-9]+$' '^holes unblocked: +[0-9]+$'
+check "  ... the first pass of the domain" out_has "^pass: +$((passes0 + 1))\$"
+check "  ... which expired the session past its TTL" \
+	out_has '^sessions expired: +1$'
+run ls "$hk" --expired 0
+check "  ... for good: ls --expired 0 shows only the header" \
+	eval 'succeeded && out_lines 1'
+run session get "$hk" p2
+check "  ... and kept the session within its TTL" succeeded
+run stats "$hk" --json
+check "stats counts the expiry and the pass" \
+	eval 'test "$(stat_of sessions_expired)" -eq $((expired0 + 1)) &&
+	test "$(stat_of reaper_passes)" -eq $((passes0 + 1))'
+run reap "$hk" --json
+check "reap --json exits 0" succeeded
+check "  ... every key" json_keys pass started_ns started duration_ns \
+	processes_recovered full_recovery sessions_expired buckets_scanned \
+	sweep_wrapped blocks_freed rings_freed holes_unblocked
+check "  ... the next pass, nothing left to expire" \
+	eval 'json_num pass $((passes0 + 2)) && json_num sessions_expired 0'
+if have_python; then
+	check "  ... valid JSON" valid_json
+else
+	echo "skip - python3 not found: JSON validity not checked"
+fi
+run health "$hk"
+check "health after reap: still exit 1, the reap process is gone" \
+	eval 'status_is 1 && err_empty'
+check "  ... reaper absent, with the pid and passes of the last pass" \
+	out_has_all '^reaper: +absent$' '^reaper pid: +[0-9]+$' \
+	"^reaper passes: +$((passes0 + 2))\$" '^last pass: +[0-9.]+ s ago, '
+check "  ... with a reason that mentions the reaper" \
+	out_has '^reason: .*reaper'
+run health "$hk" --json
+check "health --json after reap: the time of the last pass" \
+	eval 'status_is 1 && json_keys reaper_last &&
+	out_has "\"reaper_last\": \"[0-9]{4}-" &&
+	out_has "\"reaper_age_s\": [0-9.]+"'
+run stats "$hk" --prometheus
+check "stats --prometheus after reap: the time of the last pass" \
+	eval 'prom_samples_only && prom_grouped &&
+	out_has "^sesh_reaper_last_pass_timestamp_seconds\\{.*\\} [0-9]+\\.[0-9]+$"'
+check "  ... the passes counted, reaper still down" \
+	eval 'test "$(prom_of sesh_reaper_passes_total)" -eq $((passes0 + 2)) &&
+	test "$(prom_of sesh_reaper_up)" = 0'
+run reap "$missing"
+check "reap of a missing domain: exit 1, one line on stderr" \
+	failed reap "$missing"
+run rm "$hk"
+check "rm of the housekeeping domain exits 0" succeeded
 
 echo "== bad numbers leave no domain behind"
 # what, expected exit status, options

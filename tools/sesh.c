@@ -1,13 +1,16 @@
 /*
  * sesh.c - the sesh command-line tool: create, describe, check and remove
  * domains; create, read, list and remove their sessions; publish to and
- * follow the sessions' streams.
+ * follow the sessions' streams; show counters and health, run the reaper.
  *
  * Each verb parses its own options with getopt_long(), calls the public API
  * of include/sesh.h and prints a report for people or, with --json, JSON
- * for programs. Exit status: 0 on success; 1 when the library refuses, with
- * one line "sesh: VERB: NAME: reason" on stderr; 2 on a usage error
- * (unknown verb or option, missing or bad argument).
+ * for programs (stats also speaks the Prometheus text format). Exit status:
+ * 0 on success; 1 when the library refuses, with one line
+ * "sesh: VERB: NAME: reason" on stderr; 2 on a usage error (unknown verb or
+ * option, missing or bad argument). health is the exception, as a probe
+ * needs: its status is its verdict, 0 healthy, 1 degraded, 2 down, and any
+ * failure to judge (the domain cannot be attached, ...) counts as down.
  *
  * The verbs are rows of a table. Most work on one domain: a row names the
  * options and operands the verb takes and the function that acts on the
@@ -64,6 +67,7 @@ enum {
 	OPT_OLDEST,
 	OPT_FOLLOW, /* also -f */
 	OPT_LINES,
+	OPT_PROMETHEUS,
 };
 
 /* A verb lists the options it takes as a set of these bits. */
@@ -92,6 +96,7 @@ static const struct option all_opts[] = {
 	{"oldest", no_argument, NULL, OPT_OLDEST},
 	{"follow", no_argument, NULL, OPT_FOLLOW},
 	{"lines", no_argument, NULL, OPT_LINES},
+	{"prometheus", no_argument, NULL, OPT_PROMETHEUS},
 };
 
 struct args;
@@ -112,6 +117,8 @@ struct verb {
 	size_t need, max;    /* operands required, allowed (at most 3) */
 	unsigned open_flags; /* sesh_open() flags; never create if 0 */
 	bool needs_meta;     /* --meta or --meta-file is required */
+	int fail_status;     /* exit status of a failure; 0 for
+			      * EXIT_FAILURE */
 };
 
 /* A verb's arguments, as parse_verb() found them. */
@@ -136,6 +143,8 @@ struct args {
 	bool oldest;
 	bool follow;
 	bool lines;
+	bool prometheus;
+	int status; /* exit status when all went well: health's verdict */
 };
 
 /* ----------------------------------------------------------------------
@@ -754,12 +763,24 @@ static const struct {
 	{"problems", offsetof(sesh_check_t, problems)},
 };
 
+/* The label of a line "key: value" of a report: @key with blanks for its
+ * underscores, and a colon. */
+static const char *label_of(char *buf, size_t size, const char *key)
+{
+	snprintf(buf, size, "%s:", key);
+	for (char *p = buf; *p; p++)
+		if (*p == '_')
+			*p = ' ';
+	return buf;
+}
+
 /*
- * One counter of a report: a line "key: value", with blanks for the
- * underscores of the key, or, with @json, a member of the object that the
- * @first counter opens.
+ * One counter of a report: a line "key: value", the value in column
+ * @width, or, with @json, a member of the object that the @first counter
+ * opens.
  */
-static void print_count(bool json, bool first, const char *key, uint64_t n)
+static void print_count(bool json, bool first, int width, const char *key,
+			uint64_t n)
 {
 	char label[32];
 
@@ -767,11 +788,8 @@ static void print_count(bool json, bool first, const char *key, uint64_t n)
 		printf("%s\n  \"%s\": %" PRIu64, first ? "{" : ",", key, n);
 		return;
 	}
-	snprintf(label, sizeof(label), "%s:", key);
-	for (char *p = label; *p; p++)
-		if (*p == '_')
-			*p = ' ';
-	printf("%-17s%" PRIu64 "\n", label, n);
+	printf("%-*s%" PRIu64 "\n", width, label_of(label, sizeof(label), key),
+	       n);
 }
 
 static void print_check(const sesh_check_t *c, bool json)
@@ -782,7 +800,7 @@ static void print_check(const sesh_check_t *c, bool json)
 		size_t n;
 
 		memcpy(&n, (const char *)c + check_counts[i].off, sizeof(n));
-		print_count(json, i == 0, check_counts[i].key, n);
+		print_count(json, i == 0, 17, check_counts[i].key, n);
 	}
 	if (json) {
 		fputs(",\n  \"first_problem\": ", stdout);
@@ -1137,39 +1155,364 @@ static int act_tail(sesh_t *d, struct args *a)
 	return err;
 }
 
-/* The counters of sesh_stats_t, in the order they are printed. */
+/* ----------------------------------------------------------------------
+ * Counters, health and the reaper
+ */
+
+/* The counters of sesh_stats_t, in the order they are printed: the key of
+ * the text and JSON reports, and the name and help of the Prometheus
+ * metric. */
 static const struct {
 	const char *key;
+	const char *metric;
+	const char *help;
 	size_t off;
 } stats_counts[] = {
-	{"published", offsetof(sesh_stats_t, published)},
-	{"published_bytes", offsetof(sesh_stats_t, published_bytes)},
-	{"publish_failed", offsetof(sesh_stats_t, publish_failed)},
-	{"delivered", offsetof(sesh_stats_t, delivered)},
-	{"delivered_bytes", offsetof(sesh_stats_t, delivered_bytes)},
-	{"lapped", offsetof(sesh_stats_t, lapped)},
-	{"holes_unblocked", offsetof(sesh_stats_t, holes_unblocked)},
-	{"futex_waits", offsetof(sesh_stats_t, futex_waits)},
-	{"futex_wakes", offsetof(sesh_stats_t, futex_wakes)},
-	{"subscriptions", offsetof(sesh_stats_t, subscriptions)},
+#define COUNT(field, name, text)                                               \
+	{                                                                      \
+		.key = #field, .metric = name, .help = text,                   \
+		.off = offsetof(sesh_stats_t, field)                           \
+	}
+	COUNT(published, "sesh_messages_published_total",
+	      "Messages committed to streams."),
+	COUNT(published_bytes, "sesh_published_bytes_total",
+	      "Payload bytes of the messages committed."),
+	COUNT(publish_failed, "sesh_publish_failed_total",
+	      "Publishes that lost their claim or found the ring blocked."),
+	COUNT(delivered, "sesh_messages_delivered_total",
+	      "Messages returned to subscribers."),
+	COUNT(delivered_bytes, "sesh_delivered_bytes_total",
+	      "Payload bytes of the messages returned to subscribers."),
+	COUNT(lapped, "sesh_lapped_total",
+	      "Times subscribers found unread messages overwritten."),
+	COUNT(holes_unblocked, "sesh_holes_unblocked_total",
+	      "Claims of dead or stalled publishers turned into padding."),
+	COUNT(futex_waits, "sesh_futex_waits_total",
+	      "Times subscribers went to sleep."),
+	COUNT(futex_wakes, "sesh_futex_wakes_total",
+	      "Wake-up calls made by publishers and by deletes."),
+	COUNT(subscriptions, "sesh_subscriptions_total", "Streams opened."),
+	COUNT(sessions_created, "sesh_sessions_created_total",
+	      "Sessions created, replacements of expired ones included."),
+	COUNT(sessions_deleted, "sesh_sessions_deleted_total",
+	      "Sessions deleted."),
+	COUNT(sessions_expired, "sesh_sessions_expired_total",
+	      "Sessions removed after their idle TTL, by the reaper or by a "
+	      "create that replaced them."),
+	COUNT(reaper_passes, "sesh_reaper_passes_total",
+	      "Reaper passes completed."),
+#undef COUNT
 };
 
+/*
+ * The Prometheus text exposition format, version 0.0.4: each metric has a
+ * "# HELP" and a "# TYPE" line, then its samples, "name{labels} value", one
+ * per line. Every sample is labelled domain="NAME". The help texts hold no
+ * backslash or newline, so they need no escaping.
+ */
+
+/* A label value, quoted, with the backslash, the double quote and the
+ * newline escaped as the format asks. */
+static void prom_label_value(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			printf("\\%c", *s);
+		else if (*s == '\n')
+			fputs("\\n", stdout);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+static void prom_metric(const char *name, const char *type, const char *help)
+{
+	printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A sample of @name up to its value: labelled domain="@domain" and, when
+ * @state is not NULL, state="@state". */
+static void prom_sample(const char *name, const char *domain, const char *state)
+{
+	printf("%s{domain=", name);
+	prom_label_value(domain);
+	if (state) {
+		fputs(",state=", stdout);
+		prom_label_value(state);
+	}
+	putchar('}');
+	putchar(' ');
+}
+
+/* A metric of one sample, an integer. */
+static void prom_one(const char *name, const char *type, const char *help,
+		     const char *domain, uint64_t v)
+{
+	prom_metric(name, type, help);
+	prom_sample(name, domain, NULL);
+	printf("%" PRIu64 "\n", v);
+}
+
+static void print_prometheus(const char *domain, const sesh_stats_t *st,
+			     const sesh_health_t *h)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(stats_counts); i++) {
+		uint64_t n;
+
+		memcpy(&n, (const char *)st + stats_counts[i].off, sizeof(n));
+		prom_one(stats_counts[i].metric, "counter",
+			 stats_counts[i].help, domain, n);
+	}
+	prom_one("sesh_sessions", "gauge",
+		 "Sessions stored, in all namespaces.", domain, h->sessions);
+	prom_one("sesh_sessions_max", "gauge", "Sessions the domain can hold.",
+		 domain, h->max_sessions);
+	prom_metric("sesh_processes", "gauge",
+		    "Processes in the registry: alive, or dead and awaiting "
+		    "recovery.");
+	prom_sample("sesh_processes", domain, "alive");
+	printf("%" PRIu32 "\n", h->processes_alive);
+	prom_sample("sesh_processes", domain, "dead");
+	printf("%" PRIu32 "\n", h->processes_dead);
+	prom_one("sesh_processes_max", "gauge",
+		 "Slots of the process registry.", domain, h->max_processes);
+	prom_one("sesh_streams_open", "gauge",
+		 "Streams (subscriptions) open, in all processes.", domain,
+		 h->streams_open);
+	prom_one("sesh_segment_bytes", "gauge",
+		 "Virtual size of the shared-memory segment.", domain,
+		 h->segment_bytes);
+	prom_one("sesh_committed_bytes", "gauge",
+		 "Memory the pages of the segment use.", domain,
+		 h->committed_bytes);
+	prom_one("sesh_reaper_up", "gauge",
+		 "1 if a reaper runs: the process of the last pass lives and "
+		 "the pass is recent.",
+		 domain, h->reaper_alive != 0);
+	if (h->reaper_last_ns != 0) {
+		prom_metric("sesh_reaper_last_pass_timestamp_seconds", "gauge",
+			    "End of the last reaper pass, in seconds since "
+			    "the Epoch.");
+		prom_sample("sesh_reaper_last_pass_timestamp_seconds", domain,
+			    NULL);
+		printf("%.3f\n", (double)h->reaper_last_ns / 1e9);
+	}
+	prom_one("sesh_stuck_readers", "gauge",
+		 "Threads inside one read-side section for over about a "
+		 "second, as of the last reaper pass.",
+		 domain, h->stuck_readers);
+	prom_one("sesh_retired_blocks", "gauge",
+		 "Record blocks awaiting their grace period.", domain,
+		 h->retired_blocks);
+	prom_metric("sesh_health_status", "gauge",
+		    "Health of the domain: 0 healthy, 1 degraded, 2 down.");
+	prom_sample("sesh_health_status", domain, NULL);
+	printf("%d\n", h->status);
+}
+
+/* stats: the counters; with --prometheus, the gauges of health too. */
 static int act_stats(sesh_t *d, struct args *a)
 {
+	sesh_health_t h;
 	sesh_stats_t st;
 	int err;
 
 	err = sesh_stats(d, &st);
+	if (!err && a->prometheus)
+		err = sesh_health(d, &h);
 	if (err)
 		return err;
+	if (a->prometheus) {
+		print_prometheus(a->operand[0], &st, &h);
+		return 0;
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(stats_counts); i++) {
 		uint64_t n;
 
 		memcpy(&n, (const char *)&st + stats_counts[i].off, sizeof(n));
-		print_count(a->json, i == 0, stats_counts[i].key, n);
+		print_count(a->json, i == 0, 18, stats_counts[i].key, n);
 	}
 	if (a->json)
 		fputs("\n}\n", stdout);
+	return 0;
+}
+
+/* The name of a health status; anything but the three known values is
+ * "unknown", and judged down. */
+static const char *health_name(int status)
+{
+	static const char *const names[] = {
+		[SESH_HEALTHY] = "healthy",
+		[SESH_DEGRADED] = "degraded",
+		[SESH_DOWN] = "down",
+	};
+
+	if (status < 0 || (size_t)status >= ARRAY_SIZE(names))
+		return "unknown";
+	return names[status];
+}
+
+/* @part in percent of @whole; 0 when @whole is. */
+static double percent(uint64_t part, uint64_t whole)
+{
+	return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+/* Seconds from @ns, of CLOCK_REALTIME, to now; 0 if @ns is not past (the
+ * clock was stepped back). */
+static double age_s(int64_t ns)
+{
+	struct timespec ts;
+	int64_t now;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return now > ns ? (double)(now - ns) / 1e9 : 0.0;
+}
+
+static void print_health_text(const sesh_health_t *h)
+{
+	char q[4 * sizeof(h->reason) + 8], t[64], hs[32];
+	uint32_t slots = h->processes_alive + h->processes_dead;
+
+	printf("status:          %s\n", health_name(h->status));
+	printf("reason:          %s\n",
+	       h->reason[0] ? clean(q, sizeof(q), h->reason, sizeof(h->reason))
+			    : "none");
+	printf("sessions:        %zu of %zu (%.1f%%)\n", h->sessions,
+	       h->max_sessions, percent(h->sessions, h->max_sessions));
+	printf("processes:       %" PRIu32 " alive, %" PRIu32
+	       " dead, of %" PRIu32 " (%.1f%%)\n",
+	       h->processes_alive, h->processes_dead, h->max_processes,
+	       percent(slots, h->max_processes));
+	printf("streams open:    %zu\n", h->streams_open);
+	printf("reaper:          %s\n", h->reaper_alive ? "alive" : "absent");
+	if (h->reaper_pid)
+		printf("reaper pid:      %ld\n", (long)h->reaper_pid);
+	else
+		printf("reaper pid:      none\n");
+	printf("reaper passes:   %" PRIu64 "\n", h->reaper_passes);
+	if (h->reaper_last_ns)
+		printf("last pass:       %.1f s ago, %s\n",
+		       age_s(h->reaper_last_ns),
+		       iso_time(t, sizeof(t), h->reaper_last_ns));
+	else
+		printf("last pass:       never\n");
+	printf("stuck readers:   %" PRIu32 "\n", h->stuck_readers);
+	printf("retired blocks:  %" PRIu64 "\n", h->retired_blocks);
+	printf("committed:       %" PRIu64 " bytes (%s)\n", h->committed_bytes,
+	       human_size(hs, sizeof(hs), h->committed_bytes));
+	printf("segment size:    %" PRIu64 " bytes (%s) virtual\n",
+	       h->segment_bytes, human_size(hs, sizeof(hs), h->segment_bytes));
+}
+
+static void print_health_json(const sesh_health_t *h)
+{
+	printf("{\n  \"status\": \"%s\"", health_name(h->status));
+	printf(",\n  \"status_code\": %d", h->status);
+	fputs(",\n  \"reason\": ", stdout);
+	json_string(h->reason, sizeof(h->reason));
+	printf(",\n  \"sessions\": %zu", h->sessions);
+	printf(",\n  \"max_sessions\": %zu", h->max_sessions);
+	printf(",\n  \"sessions_percent\": %.1f",
+	       percent(h->sessions, h->max_sessions));
+	printf(",\n  \"processes_alive\": %" PRIu32, h->processes_alive);
+	printf(",\n  \"processes_dead\": %" PRIu32, h->processes_dead);
+	printf(",\n  \"max_processes\": %" PRIu32, h->max_processes);
+	printf(",\n  \"processes_percent\": %.1f",
+	       percent((uint64_t)h->processes_alive + h->processes_dead,
+		       h->max_processes));
+	printf(",\n  \"streams_open\": %zu", h->streams_open);
+	printf(",\n  \"reaper_alive\": %s", h->reaper_alive ? "true" : "false");
+	printf(",\n  \"reaper_pid\": %ld", (long)h->reaper_pid);
+	printf(",\n  \"reaper_passes\": %" PRIu64, h->reaper_passes);
+	if (h->reaper_last_ns) {
+		json_time(",\n  ", "reaper_last", h->reaper_last_ns);
+		printf(",\n  \"reaper_age_s\": %.3f", age_s(h->reaper_last_ns));
+	} else {
+		fputs(",\n  \"reaper_last_ns\": 0,\n  \"reaper_last\": null"
+		      ",\n  \"reaper_age_s\": null",
+		      stdout);
+	}
+	printf(",\n  \"stuck_readers\": %" PRIu32, h->stuck_readers);
+	printf(",\n  \"retired_blocks\": %" PRIu64, h->retired_blocks);
+	printf(",\n  \"committed_bytes\": %" PRIu64, h->committed_bytes);
+	printf(",\n  \"segment_bytes\": %" PRIu64 "\n}\n", h->segment_bytes);
+}
+
+/* health: the report, and the verdict as the exit status. */
+static int act_health(sesh_t *d, struct args *a)
+{
+	sesh_health_t h;
+	int err;
+
+	memset(&h, 0, sizeof(h));
+	err = sesh_health(d, &h);
+	if (err)
+		return err;
+	if (a->json)
+		print_health_json(&h);
+	else
+		print_health_text(&h);
+	a->status = h.status == SESH_HEALTHY || h.status == SESH_DEGRADED
+			    ? h.status
+			    : SESH_DOWN;
+	return 0;
+}
+
+static void print_reap_text(const sesh_reap_report_t *r)
+{
+	char t[64];
+
+	printf("pass:                %" PRIu64 "\n", r->pass);
+	printf("started:             %s\n",
+	       iso_time(t, sizeof(t), r->started_ns));
+	printf("duration:            %" PRIu64 " ns\n", r->duration_ns);
+	printf("processes recovered: %" PRIu32 "\n", r->processes_recovered);
+	printf("full recovery:       %s\n", r->full_recovery ? "yes" : "no");
+	printf("sessions expired:    %zu\n", r->sessions_expired);
+	printf("buckets scanned:     %zu\n", r->buckets_scanned);
+	printf("sweep wrapped:       %s\n", r->sweep_wrapped ? "yes" : "no");
+	printf("blocks freed:        %zu\n", r->blocks_freed);
+	printf("rings freed:         %zu\n", r->rings_freed);
+	printf("holes unblocked:     %zu\n", r->holes_unblocked);
+}
+
+static void print_reap_json(const sesh_reap_report_t *r)
+{
+	printf("{\n  \"pass\": %" PRIu64, r->pass);
+	json_time(",\n  ", "started", r->started_ns);
+	printf(",\n  \"duration_ns\": %" PRIu64, r->duration_ns);
+	printf(",\n  \"processes_recovered\": %" PRIu32,
+	       r->processes_recovered);
+	printf(",\n  \"full_recovery\": %s",
+	       r->full_recovery ? "true" : "false");
+	printf(",\n  \"sessions_expired\": %zu", r->sessions_expired);
+	printf(",\n  \"buckets_scanned\": %zu", r->buckets_scanned);
+	printf(",\n  \"sweep_wrapped\": %s",
+	       r->sweep_wrapped ? "true" : "false");
+	printf(",\n  \"blocks_freed\": %zu", r->blocks_freed);
+	printf(",\n  \"rings_freed\": %zu", r->rings_freed);
+	printf(",\n  \"holes_unblocked\": %zu\n}\n", r->holes_unblocked);
+}
+
+/* reap: one pass, and what it did. A pass already running (-EBUSY) is a
+ * failure like any other. */
+static int act_reap(sesh_t *d, struct args *a)
+{
+	sesh_reap_report_t r;
+	int err;
+
+	memset(&r, 0, sizeof(r));
+	err = sesh_reap(d, &r);
+	if (err)
+		return err;
+	if (a->json)
+		print_reap_json(&r);
+	else
+		print_reap_text(&r);
 	return 0;
 }
 
@@ -1406,15 +1749,77 @@ static void help_tail(void)
 
 static void help_stats(void)
 {
-	printf("usage: sesh stats NAME [OPTIONS]\n"
+	printf("usage: sesh stats NAME [--json | --prometheus]\n"
 	       "\n"
-	       "Print the stream counters of the domain NAME, summed over "
-	       "every process that\n"
-	       "ever attached: messages and bytes published and delivered, "
-	       "failed publishes,\n"
+	       "Print the counters of the domain NAME, summed over every "
+	       "process that ever\n"
+	       "attached: messages and bytes published and delivered, failed "
+	       "publishes,\n"
 	       "subscribers lapped, claims of stalled or dead publishers "
 	       "unblocked, futex\n"
-	       "waits and wakes, streams opened.\n"
+	       "waits and wakes, streams opened, sessions created, deleted and "
+	       "expired,\n"
+	       "reaper passes.\n"
+	       "\n"
+	       "options:\n"
+	       "  --json        print one JSON object\n"
+	       "  --prometheus  print the counters and the gauges of 'sesh "
+	       "health' in the\n"
+	       "                Prometheus text format 0.0.4, labelled "
+	       "domain=\"NAME\"\n"
+	       "  -h, --help    show this help\n");
+}
+
+static void help_health(void)
+{
+	printf("usage: sesh health NAME [--json]\n"
+	       "\n"
+	       "Judge the health of the domain NAME and print it: the status, "
+	       "healthy,\n"
+	       "degraded or down, and why; sessions and processes against "
+	       "their capacity;\n"
+	       "streams open; whether a reaper runs, the pid and the age of "
+	       "its last pass;\n"
+	       "readers stuck in a read-side section; records awaiting "
+	       "reclamation; the\n"
+	       "committed and the virtual size of the segment. Degraded: a "
+	       "dead process\n"
+	       "awaits recovery, no reaper runs, a reader is stuck, or "
+	       "sessions or registry\n"
+	       "slots are 90%% or more in use. Down: the index is corrupt.\n"
+	       "\n"
+	       "The exit status is the verdict, for probes: 0 healthy, 1 "
+	       "degraded, 2 down.\n"
+	       "A domain that cannot be attached (missing, not a sesh domain, "
+	       "corrupt,\n"
+	       "refused), or any other failure, counts as down: one line on "
+	       "stderr, exit\n"
+	       "status 2. A usage error is 2 as well.\n"
+	       "\n"
+	       "options:\n"
+	       "  --json      print one JSON object\n"
+	       "  -h, --help  show this help\n");
+}
+
+static void help_reap(void)
+{
+	printf("usage: sesh reap NAME [--json]\n"
+	       "\n"
+	       "Run one reaper pass over the domain NAME, every namespace, and "
+	       "print what it\n"
+	       "did: dead processes recovered, sessions idle past their TTL "
+	       "removed with\n"
+	       "their streams, index buckets swept, record blocks and rings "
+	       "freed, claims\n"
+	       "of dead publishers unblocked. A pass sweeps a bounded share of "
+	       "the index;\n"
+	       "seshd(8) runs passes all the time. A reaper counts as running "
+	       "only while the\n"
+	       "process of its last pass lives, so once 'sesh reap' exits, "
+	       "'sesh health'\n"
+	       "says the reaper is absent, even beside a running seshd until "
+	       "its next pass.\n"
+	       "Fails if another pass is running.\n"
 	       "\n"
 	       "options:\n"
 	       "  --json      print one JSON object\n"
@@ -1446,7 +1851,9 @@ static void help_top(void)
 	       "stream\n"
 	       "  tail NAME ID [OPTIONS]      print a session's stream, or "
 	       "follow it\n"
-	       "  stats NAME [OPTIONS]        show the stream counters\n"
+	       "  stats NAME [OPTIONS]        show the counters\n"
+	       "  health NAME [OPTIONS]       judge a domain's health\n"
+	       "  reap NAME [OPTIONS]         run one reaper pass\n"
 	       "  help [COMMAND]              show this help, or a command's\n"
 	       "\n"
 	       "options:\n"
@@ -1455,7 +1862,9 @@ static void help_top(void)
 	       "\n"
 	       "'sesh COMMAND --help' lists a command's options. Exit status: "
 	       "0 success,\n"
-	       "1 failure (one line on stderr), 2 usage error.\n");
+	       "1 failure (one line on stderr), 2 usage error; for health, 0 "
+	       "healthy,\n"
+	       "1 degraded, 2 down, a failure or a usage error.\n");
 }
 
 /* Take an operand, if the verb has room for one. Returns 0, or the usage
@@ -1552,7 +1961,15 @@ static int parse_opt(struct args *a, int c, const char *arg)
 		a->user = arg;
 		return 0;
 	case OPT_JSON:
-		a->json = true;
+	case OPT_PROMETHEUS:
+		if ((c == OPT_JSON && a->prometheus) ||
+		    (c == OPT_PROMETHEUS && a->json))
+			return usage_error(a->v->name,
+					   "give one --json or --prometheus");
+		if (c == OPT_JSON)
+			a->json = true;
+		else
+			a->prometheus = true;
 		return 0;
 	case OPT_META:
 	case OPT_META_FILE:
@@ -1700,10 +2117,19 @@ static int read_meta(struct args *a)
 	return 0;
 }
 
+/* The exit status @status of verb @v, a failure (EXIT_FAILURE) turned into
+ * the verb's own status for failures, if it has one. */
+static int exit_status(const struct verb *v, int status)
+{
+	return status == EXIT_FAILURE && v->fail_status ? v->fail_status
+							: status;
+}
+
 /*
  * Run a verb that works on one domain: parse its arguments, attach to the
  * domain (creating it only if the verb says so), act, detach; the exit
- * status.
+ * status: that of a failure, else what the verb set in a.status (0 but for
+ * health).
  */
 static int cmd_domain(const struct verb *v, int argc, char **argv)
 {
@@ -1713,11 +2139,11 @@ static int cmd_domain(const struct verb *v, int argc, char **argv)
 	int err;
 
 	if (!parse_verb(v, argc, argv, &a, &err))
-		return err;
+		return exit_status(v, err);
 	if (a.meta_file) {
 		err = read_meta(&a);
 		if (err)
-			return err;
+			return exit_status(v, err);
 	}
 	name = a.operand[0];
 	err = sesh_open(name, a.ns, v->open_flags ? &a.cfg : NULL,
@@ -1728,8 +2154,10 @@ static int cmd_domain(const struct verb *v, int argc, char **argv)
 	}
 	free(a.meta_buf);
 	if (err < 0)
-		return fail(v->name, name, err);
-	return err ? err : finish(v->name, name);
+		err = fail(v->name, name, err);
+	else if (err == 0)
+		err = finish(v->name, name);
+	return err ? exit_status(v, err) : a.status;
 }
 
 static int cmd_rm(const struct verb *v, int argc, char **argv)
@@ -1884,6 +2312,21 @@ static const struct verb verbs[] = {
 	 .run = cmd_domain,
 	 .help = help_stats,
 	 .act = act_stats,
+	 .opts = OPT_BIT(OPT_JSON) | OPT_BIT(OPT_PROMETHEUS),
+	 .need = 1,
+	 .max = 1},
+	{.name = "health",
+	 .run = cmd_domain,
+	 .help = help_health,
+	 .act = act_health,
+	 .opts = OPT_BIT(OPT_JSON),
+	 .need = 1,
+	 .max = 1,
+	 .fail_status = SESH_DOWN},
+	{.name = "reap",
+	 .run = cmd_domain,
+	 .help = help_reap,
+	 .act = act_reap,
 	 .opts = OPT_BIT(OPT_JSON),
 	 .need = 1,
 	 .max = 1},
