@@ -45,12 +45,15 @@
 #include "gc/epoch.h"
 #include "gc/reap.h"
 #include "index/index.h"
+#include "index/persist.h"
 #include "ring/ring.h"
 
-/* Buckets, block words and ring words a pass looks at in each sweep: an
- * empty bucket or a word not RETIRED is one load, so a pass stays well
- * under a millisecond of such looks. */
+/* Buckets, block words and ring words a pass looks at in each sweep. At
+ * a million sessions a pass takes some tens of milliseconds. */
 #define REAP_BUDGET 262144u
+
+/* Buckets the expiry sweep looks at in one read-side section. */
+#define REAP_BATCH 256u
 
 /* How far apart the epoch marks of stuck-reader detection are. */
 #define MARK_NS 1000000000
@@ -134,6 +137,8 @@ static int reap_dead(struct sesh *d, sesh_reap_report_t *r)
 	if (rc < 0)
 		return rc;
 	idx_recover_done(&d->seg, req);
+	/* A writer may have died between its change and its note. */
+	persist_resync(&d->seg);
 	r->full_recovery = 1;
 	r->blocks_freed += (size_t)rec.blocks_freed;
 	r->rings_freed += (size_t)rec.rings_freed;
@@ -141,28 +146,56 @@ static int reap_dead(struct sesh *d, sesh_reap_report_t *r)
 	return 0;
 }
 
-/* Step 2: the next share of the index, for sessions past their TTL. */
-static int reap_expired(struct sesh *d, sesh_reap_report_t *r)
+/* Step 2: the next share of the index, for sessions past their TTL; with
+ * write-through, the sessions seen since the previous round are noted
+ * for their last-seen times in *t. */
+static int reap_expired(struct sesh *d, sesh_reap_report_t *r,
+			struct persist_touches **t)
 {
 	struct shm_reaper *rp = reaper_of(&d->seg);
 	uint64_t nb = d->seg.geom.nbuckets, b, i;
-	int64_t now = shm_now_ns();
+	int64_t now = shm_now_ns(), since;
+	uint64_t next = 0;
 	int k = 0;
 
+	if (atomic_load_explicit(&rp->round_ns, memory_order_relaxed) == 0)
+		atomic_store_explicit(&rp->round_ns, now, memory_order_relaxed);
+	since = atomic_load_explicit(&rp->prev_round_ns, memory_order_relaxed);
 	b = atomic_load_explicit(&rp->bucket, memory_order_relaxed);
 	if (b >= nb)
 		b = 0; /* scribbled: start over */
 	for (i = 0; i < REAP_BUDGET && i < nb; i++) {
-		do {
-			k = idx_expire_bucket(d, b, now);
-			if (k > 0)
-				r->sessions_expired += (size_t)k;
-		} while (k == IDX_EXPIRE_MAX);
-		if (k < 0)
-			break;
+		/* Most buckets hold nothing expired: find the next that
+		 * does, a batch of buckets per read-side section. */
+		if (b >= next) {
+			int64_t f = idx_expired_from(d, b, REAP_BATCH, now);
+
+			if (f < 0) {
+				k = (int)f;
+				break;
+			}
+			next = (uint64_t)f;
+		}
+		if (b == next) {
+			do {
+				k = idx_expire_bucket(d, b, now);
+				if (k > 0)
+					r->sessions_expired += (size_t)k;
+			} while (k == IDX_EXPIRE_MAX);
+			if (k < 0)
+				break;
+		}
+		persist_touch_bucket(d, t, b, since);
 		if (++b == nb) {
-			b = 0;
+			b = next = 0;
 			r->sweep_wrapped = 1;
+			atomic_store_explicit(
+				&rp->prev_round_ns,
+				atomic_load_explicit(&rp->round_ns,
+						     memory_order_relaxed),
+				memory_order_relaxed);
+			atomic_store_explicit(&rp->round_ns, now,
+					      memory_order_relaxed);
 		}
 	}
 	r->buckets_scanned = (size_t)i;
@@ -206,8 +239,34 @@ static void reap_marks(const struct shm_seg *s, int64_t now)
 	atomic_store_explicit(&rp->mark_ns, now, memory_order_relaxed);
 }
 
+/* Write through what the pass found, then what writers noted. Waits for
+ * a committer of another process a little, not longer. */
+static void reap_persist(struct sesh *d, sesh_reap_report_t *r,
+			 struct persist_touches **t)
+{
+	uint64_t rows = 0;
+	int rc, tries;
+
+	if (!persist_on(&d->seg))
+		return;
+	rc = persist_touch_flush(d, t, &rows);
+	r->persist_rows += (size_t)rows;
+	for (tries = 0; rc >= 0 || rc == -EBUSY; tries++) {
+		rc = persist_flush(d, &rows);
+		r->persist_rows += (size_t)rows;
+		if (rc != -EBUSY || tries == 10)
+			break;
+		struct timespec ts = {0, 1000000};
+
+		nanosleep(&ts, NULL);
+	}
+	if (rc < 0 && rc != -EBUSY)
+		r->persist_error = -EIO;
+}
+
 int sesh_reap(sesh_t *d, sesh_reap_report_t *out)
 {
+	struct persist_touches *touches = NULL;
 	sesh_reap_report_t r;
 	struct shm_reaper *rp;
 	struct shm_proc *p;
@@ -245,10 +304,11 @@ int sesh_reap(sesh_t *d, sesh_reap_report_t *out)
 	rc = reap_dead(d, &r);
 	point(REAP_P_RECOVERED);
 	if (rc == 0)
-		rc = reap_expired(d, &r);
+		rc = reap_expired(d, &r, &touches);
 	point(REAP_P_EXPIRED);
 	if (rc == 0) {
 		reap_memory(d, &r);
+		reap_persist(d, &r, &touches);
 		point(REAP_P_SWEPT);
 		reap_marks(&d->seg, shm_now_ns());
 		r.pass = atomic_fetch_add_explicit(&rp->passes, 1,
@@ -257,6 +317,11 @@ int sesh_reap(sesh_t *d, sesh_reap_report_t *out)
 		atomic_store_explicit(&rp->last_ns, shm_now_ns(),
 				      memory_order_relaxed);
 		shm_stat_add(d, SHM_ST_REAPS, 1);
+	}
+	if (touches != NULL) { /* the pass failed before writing them */
+		uint64_t rows;
+
+		(void)persist_touch_flush(d, &touches, &rows);
 	}
 	r.duration_ns = (uint64_t)(mono_ns() - t0);
 	lease_drop(d);
@@ -339,6 +404,7 @@ int sesh_health(sesh_t *d, sesh_health_t *h)
 	const struct shm_seg *s;
 	struct shm_reaper *rp;
 	sesh_info_t info;
+	char why[sizeof(h->reason)];
 	uint64_t owner, retired = 0;
 	int64_t now, last;
 	int rc;
@@ -405,6 +471,8 @@ int sesh_health(sesh_t *d, sesh_health_t *h)
 			 "%u reader%s stuck in a read-side section for over "
 			 "a second",
 			 h->stuck_readers, h->stuck_readers == 1 ? "" : "s");
+	if (persist_health(d, h, why, sizeof(why)))
+		degraded(h, "%s", why);
 	if (over(h->sessions, h->max_sessions))
 		degraded(h, "sessions: %zu of %zu in use", h->sessions,
 			 h->max_sessions);

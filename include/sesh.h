@@ -89,7 +89,34 @@ typedef struct sesh_config {
 	/** Streams (subscriptions) one process can have open at once;
 	 * 1..SESH_MAX_SUBSCRIPTIONS. Default 4096. */
 	uint32_t max_subscriptions;
+	/** SQLite database that sessions are written through to, or NULL
+	 * for none (the default). An absolute path of at most
+	 * SESH_SQLITE_PATH_MAX bytes; kept in the segment, so every
+	 * process of the domain writes to the same file. Creating a domain
+	 * whose database exists restores its sessions: see "Persistence"
+	 * below. */
+	const char *sqlite_path;
+	/** SESH_SQLITE_SYNC (the default) or SESH_SQLITE_ASYNC. */
+	uint32_t sqlite_mode;
+	/** Asynchronous mode: how long, in milliseconds, a change may wait
+	 * before a writer commits it (with the changes of others) while
+	 * writes go on; 1..3600000, or 0 for the default, 1000. */
+	uint32_t sqlite_lag_ms;
+	/** Synchronous mode: how long, in milliseconds, a create, update
+	 * or delete may wait, while other processes commit, for a commit
+	 * that covers its change (it commits itself whenever nobody else
+	 * is); past it, -EIO. 1..600000, or 0 for the default, 5000. */
+	uint32_t sqlite_wait_ms;
 } sesh_config_t;
+
+/** Longest sesh_config_t.sqlite_path, in bytes, without the NUL. */
+#define SESH_SQLITE_PATH_MAX 1023
+/** sesh_config_t.sqlite_mode: a create, update or delete returns once the
+ * change is committed to the database. */
+#define SESH_SQLITE_SYNC 0u
+/** sesh_config_t.sqlite_mode: changes are committed in the background,
+ * with a bounded lag. */
+#define SESH_SQLITE_ASYNC 1u
 
 /** Upper bound of sesh_config_t.max_sessions. */
 #define SESH_MAX_SESSIONS ((size_t)1 << 26)
@@ -154,7 +181,14 @@ SESH_API void sesh_config_init(sesh_config_t *cfg);
  *            process registry is full;
  *   -ENOMEM  out of memory or address space;
  *   -EMFILE, -ENFILE  out of file descriptors;
- *   -EIO     an unexpected system error.
+ *   -ENOTSUP the domain writes through to SQLite (or would, created
+ *            with sqlite_path) and this library was built without it;
+ *   -EIO     an unexpected system error, or (creating, with sqlite_path)
+ *            the database cannot be opened, created or read;
+ *   and, creating with sqlite_path: -EPROTO (the file is not a sesh
+ *   database, or has a newer schema), -ENOSPC (it holds more live
+ *   sessions than max_sessions), -E2BIG (a session's metadata is over
+ *   max_metadata).
  *
  * Context: any thread; blocking (file system calls); not
  * async-signal-safe.
@@ -166,7 +200,9 @@ SESH_API int sesh_open(const char *name, const char *ns,
  * Detach from a domain and release this process's registry slot.
  *
  * The handle is freed. In a child that inherited the handle, only the
- * child's own registration is released. The domain itself stays until
+ * child's own registration is released. With write-through to SQLite,
+ * the changes still waiting (asynchronous mode) are committed first, if
+ * the database allows. The domain itself stays until
  * sesh_unlink().
  *
  * @param[in] d  handle to close; NULL is ignored.
@@ -236,6 +272,11 @@ typedef struct sesh_info {
 	uint32_t unblock_ms;	  /**< as created */
 	uint32_t max_subscriptions; /**< per process, as created */
 	size_t streams_open;	  /**< subscriptions open, all processes */
+	char sqlite_path[SESH_SQLITE_PATH_MAX + 1]; /**< write-through
+						     * database, "" = none */
+	uint32_t sqlite_mode;	  /**< SESH_SQLITE_SYNC or _ASYNC */
+	uint32_t sqlite_lag_ms;	  /**< as created */
+	uint32_t sqlite_wait_ms;  /**< as created */
 } sesh_info_t;
 
 /**
@@ -363,11 +404,14 @@ typedef struct sesh_session {
  *            leave its read-side section (a process stopped, or killed
  *            and not yet recovered: see sesh_recover());
  *   -EUCLEAN the index is corrupt;
- *   -EIO     getrandom(2) failed;
+ *   -EIO     getrandom(2) failed; or, writing through to SQLite in
+ *            synchronous mode, the database did not commit the change
+ *            (it is made and stays noted: see "Persistence");
  *   or an error of registering a forked child (see sesh_info()).
  *
  * Context: any thread; blocking (takes a process-shared lock of one bucket
- * stripe for a few hundred nanoseconds); not async-signal-safe.
+ * stripe for a few hundred nanoseconds; with synchronous write-through, a
+ * database commit); not async-signal-safe.
  */
 SESH_API int sesh_session_create(sesh_t *d, const char *id, const char *user,
 				 const void *meta, size_t meta_len,
@@ -438,10 +482,13 @@ SESH_API int sesh_session_touch(sesh_t *d, const char *id);
  *   -EAGAIN  while the update ran, the session was deleted and created
  *            again with another user id, 16 times over; nothing changed;
  *   -EUCLEAN the index is corrupt;
+ *   -EIO     synchronous write-through: the database did not commit the
+ *            change (made, and committed later: see "Persistence");
  *   or an error of registering a forked child (see sesh_info()).
  *
  * Context: any thread; blocking (one bucket-stripe lock, and waits for
- * readers when blocks run short); not async-signal-safe.
+ * readers when blocks run short; with synchronous write-through, a
+ * database commit); not async-signal-safe.
  */
 SESH_API int sesh_session_update(sesh_t *d, const char *id, const void *meta,
 				 size_t meta_len);
@@ -454,10 +501,12 @@ SESH_API int sesh_session_update(sesh_t *d, const char *id, const void *meta,
  * @param[in] id  session id.
  *
  * @return 0 on success, or -EINVAL, -ENOENT (no such session in the
- * namespace), -EUCLEAN, or an error of registering a forked child.
+ * namespace), -EUCLEAN, -EIO (synchronous write-through: the database did
+ * not commit the removal, which is made and committed later: see
+ * "Persistence"), or an error of registering a forked child.
  *
- * Context: any thread; blocking (one bucket-stripe lock); not
- * async-signal-safe.
+ * Context: any thread; blocking (one bucket-stripe lock; with synchronous
+ * write-through, a database commit); not async-signal-safe.
  */
 SESH_API int sesh_session_delete(sesh_t *d, const char *id);
 
@@ -859,6 +908,11 @@ typedef struct sesh_stats {
 				    * or replaced by a create, after
 				    * their idle TTL */
 	uint64_t reaper_passes;	   /**< sesh_reap() passes completed */
+	uint64_t persist_rows;	   /**< rows written to the SQLite
+				    * database (or removed from it) */
+	uint64_t persist_commits;  /**< transactions committed there */
+	uint64_t persist_errors;   /**< attempts that failed (the changes
+				    * stay noted and are retried) */
 } sesh_stats_t;
 
 /**
@@ -874,6 +928,59 @@ typedef struct sesh_stats {
  * async-signal-safe.
  */
 SESH_API int sesh_stats(sesh_t *d, sesh_stats_t *out);
+
+/* --- Persistence: write-through to SQLite -------------------------------
+ *
+ * A domain created with sqlite_path writes its sessions through to that
+ * SQLite database (WAL mode): id, namespace, user, metadata, creation and
+ * last-seen times, TTL, and the last event id of the stream. Message
+ * bodies are not written: streams start empty after a restore.
+ *
+ * Creates, updates and deletes (and removals of expired sessions) are
+ * noted in a journal in shared memory and committed in batches: many
+ * changes, of many processes, share one transaction. Touches are not
+ * noted: each sesh_reap() pass writes the last-seen times of the sessions
+ * its sweep finds used since its previous round, so the database's
+ * last-seen times trail by up to a round of the sweep. Without a reaper
+ * they stay as the last create or update wrote them.
+ *
+ * Synchronous mode (SESH_SQLITE_SYNC): sesh_session_create(), _update()
+ * and _delete() return 0 once their change is committed (fsync'd,
+ * PRAGMA synchronous = FULL). A writer commits the changes noted so far
+ * itself, or, while another process is committing, waits up to
+ * sqlite_wait_ms for that commit to cover it (group commit). When the
+ * database fails (locked past 100 ms, full, removed, corrupt, not
+ * writable), the call returns -EIO: the change is made in shared memory
+ * and visible, but not acknowledged as durable; it stays noted and is
+ * committed when the database works again.
+ *
+ * Asynchronous mode (SESH_SQLITE_ASYNC): the calls return once the change
+ * is noted. A writer commits itself when the oldest change waiting is
+ * sqlite_lag_ms old, or the journal is half full (but not within a
+ * second of a failed attempt: a database that is down must not slow
+ * every writer); each reaper pass and each sesh_close() commits too.
+ * sesh_health() reports the changes waiting and their age.
+ *
+ * What a failure leaves: the shared-memory store keeps serving, health
+ * says degraded with the database's error, and every commit retries. A
+ * database removed while in use is created anew. When changes were lost
+ * to the journal (it holds 8192; it overflowed during a long outage),
+ * when a process died (it may have died between its change and its
+ * note), and after a restore, the next commit rewrites the whole database
+ * from shared memory instead, so nothing the index holds is missing from
+ * the database once a commit works again.
+ *
+ * Restore: sesh_open() with SESH_CREATE that creates the domain opens the
+ * database (creating it, and failing with -EIO if it cannot) and, before
+ * anyone can attach, restores its sessions, skipping those idle past
+ * their TTL, with their namespaces, owners, metadata, times and TTLs. The
+ * domain's event ids then continue above every id the database recorded
+ * (a stream's first id is never below the restore time either, as for
+ * any new stream). A database that is not a sesh database, or has a
+ * newer schema, makes the open fail with -EPROTO; one holding more live
+ * sessions than the domain's capacity, with -ENOSPC. The schema carries a
+ * version (PRAGMA user_version) that later versions migrate from.
+ */
 
 /* --- housekeeping: the reaper and health ------------------------------- */
 
@@ -915,6 +1022,13 @@ typedef struct sesh_reap_report {
 				       * batches as sessions end) */
 	size_t holes_unblocked;	      /**< stream claims of dead publishers
 				       * turned into padding */
+	size_t persist_rows;	      /**< rows written to the SQLite
+				       * database: pending changes, and
+				       * the last-seen times of the
+				       * sessions swept */
+	int persist_error;	      /**< 0, or -EIO if writing to the
+				       * database failed (sesh_health()
+				       * says why; retried next pass) */
 } sesh_reap_report_t;
 
 /**
@@ -929,7 +1043,11 @@ typedef struct sesh_reap_report {
  * the index is swept for sessions idle past their TTL, which are removed
  * with their streams (subscribers drain what was committed, then get
  * -ENOENT); (3) the epoch is advanced and retired record blocks and rings
- * past their grace period are freed.
+ * past their grace period are freed; (4) with write-through to SQLite,
+ * the last-seen times of the sessions the sweep found used since its
+ * previous round are written, then the changes waiting in the journal
+ * (see "Persistence"); a database that fails sets persist_error in the
+ * report, not an error of the call.
  *
  * Work per pass is bounded: the sweep of step (2) and the frees of step
  * (3) each look at most at 262144 buckets or state words, from where the
@@ -1006,6 +1124,18 @@ typedef struct sesh_health {
 				   * back. 0 until passes run. */
 	uint64_t retired_blocks;  /**< record blocks awaiting their grace
 				   * period */
+	int persist;		  /**< write-through: 0 none, 1
+				   * synchronous, 2 asynchronous */
+	int persist_ok;		  /**< 1 if the last attempt to write to
+				   * the database worked */
+	int persist_resync;	  /**< 1 while a rewrite of the whole
+				   * database from memory is due */
+	uint64_t persist_pending; /**< changes noted, not yet committed */
+	uint64_t persist_lag_ns;  /**< age of the oldest of them; 0 if
+				   * none */
+	int64_t persist_last_ns;  /**< last commit that worked; 0 = none */
+	char persist_error[128];  /**< why the last attempt failed; "" if
+				   * it worked */
 } sesh_health_t;
 
 /**
@@ -1014,7 +1144,9 @@ typedef struct sesh_health {
  *
  * The status is SESH_DOWN if the index header fails validation (for a
  * full validation see sesh_check()); SESH_DEGRADED if a dead process
- * awaits recovery, no reaper is alive, a reader is stuck, or sessions or
+ * awaits recovery, no reaper is alive, a reader is stuck, the last
+ * attempt to write to the SQLite database failed (or, asynchronous, its
+ * oldest change has waited over 10 x sqlite_lag_ms), or sessions or
  * registry slots (alive or dead) are 90% or more in use; otherwise
  * SESH_HEALTHY. @p h->reason names the first of these, in the order
  * listed. A domain nobody has run a pass on is degraded.

@@ -43,6 +43,7 @@
 
 #include "gc/epoch.h"
 #include "index/index.h"
+#include "index/persist.h"
 #include "ring/ring.h"
 
 void (*idx_test_hook)(enum idx_point p);
@@ -147,7 +148,7 @@ bool idx_valid(const struct shm_seg *s)
 
 /* --- format and locks ----------------------------------------------------- */
 
-static int robust_init(pthread_mutex_t *m)
+int idx_robust_init(pthread_mutex_t *m)
 {
 	pthread_mutexattr_t a;
 	int rc;
@@ -174,11 +175,11 @@ int idx_format(const struct shm_seg *s)
 		return -EUCLEAN;
 	h->nbuckets = s->geom.nbuckets;
 	h->nstripes = s->geom.nstripes;
-	rc = robust_init(&h->ns_lock);
+	rc = idx_robust_init(&h->ns_lock);
 	for (i = 0; rc == 0 && i < s->geom.nstripes; i++) {
 		struct idx_stripe *st = stripe(s, i);
 
-		rc = st ? robust_init(&st->lock) : -EUCLEAN;
+		rc = st ? idx_robust_init(&st->lock) : -EUCLEAN;
 	}
 	h->magic = IDX_MAGIC;
 	return rc;
@@ -187,9 +188,8 @@ int idx_format(const struct shm_seg *s)
 /* A robust lock: on EOWNERDEAD run `repair` (with the lock held), then
  * mark the lock consistent. Never unlocked without that, so it never
  * becomes unrecoverable. */
-static int robust_lock(pthread_mutex_t *m,
-		       void (*repair)(const void *, uint32_t), const void *arg,
-		       uint32_t i)
+int idx_robust_lock(pthread_mutex_t *m, void (*repair)(const void *, uint32_t),
+		    const void *arg, uint32_t i)
 {
 	int rc = pthread_mutex_lock(m);
 
@@ -240,7 +240,7 @@ int idx_stripe_lock(const struct shm_seg *s, uint32_t i)
 
 	if (st == NULL)
 		return -EUCLEAN;
-	return robust_lock(&st->lock, stripe_repair, s, i);
+	return idx_robust_lock(&st->lock, stripe_repair, s, i);
 }
 
 void idx_stripe_unlock(const struct shm_seg *s, uint32_t i)
@@ -402,7 +402,7 @@ static int ns_resolve(struct sesh *d, bool make)
 	rc = ns_find(s, d->ns, len);
 	if (rc != -ENOENT || !make)
 		goto out;
-	if (h == NULL || robust_lock(&h->ns_lock, NULL, NULL, 0) < 0)
+	if (h == NULL || idx_robust_lock(&h->ns_lock, NULL, NULL, 0) < 0)
 		return -EUCLEAN;
 	/* A holder that died mid-way left at most a FREE entry with part of
 	 * a name in it, which the next creation overwrites. */
@@ -807,9 +807,12 @@ static void rec_fill(struct idx_rec *r, const struct new_rec *n)
 	r->magic = IDX_REC_MAGIC;
 }
 
-int sesh_session_create(sesh_t *d, const char *id, const char *user,
-			const void *meta, size_t meta_len, uint32_t ttl_s,
-			char id_out[SESH_ID_MAX + 1])
+/* A create with given times: what sesh_session_create() and a restore
+ * from SQLite (idx_restore()) do. On success *ns_out is the namespace. */
+static int create(struct sesh *d, const char *id, const char *user,
+		  const void *meta, size_t meta_len, uint32_t ttl_s,
+		  int64_t created_ns, int64_t seen_ns,
+		  char id_out[SESH_ID_MAX + 1], int *ns_out)
 {
 	struct new_rec n = {0};
 	char gen[33];
@@ -849,7 +852,8 @@ int sesh_session_create(sesh_t *d, const char *id, const char *user,
 	n.meta = meta;
 	n.meta_len = meta_len;
 	n.ttl_s = ttl_s ? ttl_s : d->seg.geom.idle_ttl_s;
-	n.created_ns = n.seen_ns = shm_now_ns();
+	n.created_ns = created_ns;
+	n.seen_ns = seen_ns;
 	n.hash = k.hash;
 	rc = rec_alloc(d, n.id_len + n.user_len + meta_len, owner, &off);
 	if (rc < 0)
@@ -911,12 +915,44 @@ int sesh_session_create(sesh_t *d, const char *id, const char *user,
 	shm_stat_add(d, SHM_ST_CREATED, 1);
 	if (id_out != NULL && id_out != id)
 		memcpy(id_out, id, n.id_len + 1);
+	*ns_out = ns;
 	return 0;
 out_free:
 	if (n.stream != 0)
 		ring_unassign(d, n.stream, owner);
 	shm_free_unpublished(&d->seg, off, owner);
 	return rc;
+}
+
+int sesh_session_create(sesh_t *d, const char *id, const char *user,
+			const void *meta, size_t meta_len, uint32_t ttl_s,
+			char id_out[SESH_ID_MAX + 1])
+{
+	char buf[SESH_ID_MAX + 1];
+	int64_t now = shm_now_ns();
+	int ns, rc;
+
+	if (d == NULL || (id == NULL && id_out == NULL))
+		return -EINVAL;
+	if (id_out == NULL)
+		id_out = buf;
+	rc = create(d, id, user, meta, meta_len, ttl_s, now, now, id_out, &ns);
+	if (rc == 0 && persist_on(&d->seg))
+		rc = persist_after_write(d, (uint16_t)ns, id_out,
+					 strlen(id_out));
+	return rc;
+}
+
+int idx_restore(struct sesh *d, const char *id, const char *user,
+		const void *meta, size_t meta_len, uint32_t ttl_s,
+		int64_t created_ns, int64_t seen_ns)
+{
+	int ns;
+
+	if (ttl_s == 0)
+		return -EINVAL;
+	return create(d, id, user, meta, meta_len, ttl_s, created_ns, seen_ns,
+		      NULL, &ns);
 }
 
 /* Lock the stripe of `id` in the handle's namespace and find it: returns
@@ -1033,10 +1069,13 @@ int sesh_session_update(sesh_t *d, const char *id, const void *meta,
 out:
 	idx_stripe_unlock(&d->seg, k.stripe);
 	point(IDX_P_UPDATE_UNLOCKED);
-	if (rc == 0)
-		retire(d, old.off);
-	else
+	if (rc != 0) {
 		shm_free_unpublished(&d->seg, off, owner);
+		return rc;
+	}
+	retire(d, old.off);
+	if (persist_on(&d->seg))
+		rc = persist_after_write(d, k.ns, id, len);
 	return rc;
 }
 
@@ -1089,7 +1128,9 @@ int sesh_session_delete(sesh_t *d, const char *id)
 	retire(d, old.off);
 	ring_retired_note(d, old.stream);
 	shm_stat_add(d, SHM_ST_DELETED, 1);
-	return 0;
+	if (persist_on(&d->seg))
+		rc = persist_after_write(d, k.ns, k.id, k.len);
+	return rc;
 }
 
 /* Whether chain b holds a session idle past its TTL at `now`. Inside a
@@ -1107,6 +1148,28 @@ static int chain_has_expired(const struct shm_seg *s, uint64_t b, int64_t now)
 		off = atomic_load_explicit(&v.r->next, memory_order_acquire);
 	}
 	return 0;
+}
+
+int64_t idx_expired_from(struct sesh *d, uint64_t b, uint64_t n, int64_t now)
+{
+	const struct shm_seg *s = &d->seg;
+	struct gc_thread_reader *tr;
+	uint64_t end;
+	int rc;
+
+	if (b >= s->geom.nbuckets)
+		return -EINVAL;
+	end = n > s->geom.nbuckets - b ? s->geom.nbuckets : b + n;
+	rc = gc_read_lock(d, &tr);
+	if (rc < 0)
+		return rc;
+	for (; b < end; b++) {
+		rc = chain_has_expired(s, b, now);
+		if (rc != 0)
+			break;
+	}
+	gc_read_unlock(tr);
+	return rc < 0 ? rc : (int64_t)b;
 }
 
 int idx_expire_bucket(struct sesh *d, uint64_t b, int64_t now)
@@ -1161,6 +1224,11 @@ int idx_expire_bucket(struct sesh *d, uint64_t b, int64_t now)
 	if (k > 0)
 		point(IDX_P_DELETE_UNLOCKED);
 	for (i = 0; i < k; i++) {
+		struct idx_view v;
+
+		/* Still ours (OWNED, unlinked) until retired: readable. */
+		if (persist_on(s) && idx_view(s, gone[i][0], &v))
+			persist_note(d, v.ns, v.id, v.id_len);
 		retire(d, gone[i][0]);
 		ring_retired_note(d, gone[i][1]);
 	}
@@ -1353,4 +1421,53 @@ int sesh_session_expired(sesh_t *d, uint32_t idle_s, sesh_visit_fn fn,
 			 .idle_ns = (uint64_t)idle_s * 1000000000u};
 
 	return walk(d, &w, fn, arg);
+}
+
+/* --- for persistence ---------------------------------------------------- */
+
+int idx_visit_key(struct sesh *d, uint16_t ns, const char *id, size_t len,
+		  idx_visit_fn fn, void *arg)
+{
+	struct gc_thread_reader *tr;
+	_Atomic uint64_t *link;
+	struct idx_view v;
+	struct key k;
+	int rc;
+
+	key_make(&d->seg, &k, ns, id, len);
+	rc = gc_read_lock(d, &tr);
+	if (rc < 0)
+		return rc;
+	rc = chain_find(&d->seg, &k, &v, &link);
+	if (rc == 1)
+		fn(&v, arg);
+	gc_read_unlock(tr);
+	return rc;
+}
+
+int idx_visit_bucket(struct sesh *d, uint64_t b, idx_visit_fn fn, void *arg)
+{
+	const struct shm_seg *s = &d->seg;
+	struct gc_thread_reader *tr;
+	uint64_t off, n;
+	int rc;
+
+	if (b >= s->geom.nbuckets)
+		return -EINVAL;
+	rc = gc_read_lock(d, &tr);
+	if (rc < 0)
+		return rc;
+	off = idx_head(s, b);
+	for (n = 0; off != 0; n++) {
+		struct idx_view v;
+
+		if (n == IDX_CHAIN_MAX || !idx_view(s, off, &v)) {
+			rc = -EUCLEAN;
+			break;
+		}
+		fn(&v, arg);
+		off = atomic_load_explicit(&v.r->next, memory_order_acquire);
+	}
+	gc_read_unlock(tr);
+	return rc;
 }

@@ -183,11 +183,46 @@ void idx_recover_done(const struct shm_seg *s, uint64_t req);
 /* Sessions one idx_expire_bucket() call removes at most. */
 #define IDX_EXPIRE_MAX 64
 
+/* The first bucket of [b, b + n) (clipped to the table) with a session
+ * idle past its TTL at `now`, or the end of the range if none: one
+ * read-side section for the lot. Or -EINVAL, -EUCLEAN, or an error of
+ * the read side. */
+int64_t idx_expired_from(struct sesh *d, uint64_t b, uint64_t n, int64_t now);
+
 /* Remove the sessions of bucket b (any namespace) idle past their TTL at
  * `now`, with their streams, as deletes would. Returns how many (at most
  * IDX_EXPIRE_MAX; call again for more), -EINVAL (b out of range),
  * -EUCLEAN, or an error of registering or of the read side. */
 int idx_expire_bucket(struct sesh *d, uint64_t b, int64_t now);
+
+/* Process-shared robust mutexes: initialise one in the segment, and lock
+ * one, running `repair` (may be NULL) if its holder died. 0 or -EUCLEAN
+ * (init: a negative errno of pthread). */
+int idx_robust_init(pthread_mutex_t *m);
+int idx_robust_lock(pthread_mutex_t *m, void (*repair)(const void *, uint32_t),
+		    const void *arg, uint32_t i);
+
+/* Create a session with the times and TTL a database recorded (restore
+ * from SQLite), in the handle's namespace. As sesh_session_create(). */
+int idx_restore(struct sesh *d, const char *id, const char *user,
+		const void *meta, size_t meta_len, uint32_t ttl_s,
+		int64_t created_ns, int64_t seen_ns);
+
+/* Call fn on the record of (ns, id), or on every record of bucket b,
+ * inside a read-side section: *v is valid only during the call. Return
+ * 1 (found) or 0 (absent), or 0 (bucket), or a negative errno. */
+typedef void (*idx_visit_fn)(const struct idx_view *v, void *arg);
+int idx_visit_key(struct sesh *d, uint16_t ns, const char *id, size_t len,
+		  idx_visit_fn fn, void *arg);
+int idx_visit_bucket(struct sesh *d, uint64_t b, idx_visit_fn fn, void *arg);
+
+/* The idle deadline of a record (last seen + TTL), in ns. */
+static inline int64_t idx_deadline(const struct idx_view *v)
+{
+	return atomic_load_explicit(&v->r->last_seen_ns,
+				    memory_order_relaxed) +
+	       (int64_t)v->ttl_s * 1000000000;
+}
 
 /* Test hook: called at these points of the writers when set, so tests
  * can kill a writer there. NULL in normal use. */

@@ -1578,5 +1578,8 @@ int sesh_stats(sesh_t *d, sesh_stats_t *out)
 	out->sessions_deleted = sum[SHM_ST_DELETED];
 	out->sessions_expired = sum[SHM_ST_EXPIRED];
 	out->reaper_passes = sum[SHM_ST_REAPS];
+	out->persist_rows = sum[SHM_ST_PERSIST_ROWS];
+	out->persist_commits = sum[SHM_ST_PERSIST_COMMITS];
+	out->persist_errors = sum[SHM_ST_PERSIST_ERRORS];
 	return 0;
 }

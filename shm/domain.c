@@ -40,6 +40,7 @@
 
 #include "gc/epoch.h"
 #include "index/index.h"
+#include "index/persist.h"
 #include "shm/shm.h"
 
 void (*shm_test_hook)(enum shm_stage stage);
@@ -93,6 +94,7 @@ static void atfork_child(void)
 		d->alloc.lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 		d->ring_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 		d->reap_lease = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+		d->persist_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	}
 	pthread_mutex_unlock(&handles_lock);
 	reap_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
@@ -229,8 +231,44 @@ static int format_segment(int fd, const struct shm_geom *g)
 	if (s.base == MAP_FAILED)
 		return errno == ENOMEM ? -ENOMEM : sys_err(errno);
 	rc = idx_format(&s);
+	if (rc == 0)
+		rc = persist_format(&s);
 	munmap(s.base, (size_t)g->total_bytes);
 	return rc < 0 ? -EIO : 0;
+}
+
+static int attach_segment(struct sesh *d, int fd);
+static int register_locked(struct sesh *d);
+static struct sesh *handle_new(const char *name, const char *ns);
+static void handle_free(struct sesh *d);
+
+/*
+ * Fill a segment being created, still under its private name, with the
+ * sessions of its SQLite database, through a handle of our own on it:
+ * nobody can attach before it is published, so nobody sees it half
+ * restored. A creator killed here leaves only its private file.
+ */
+static int restore_private(int fd, const char *name)
+{
+	struct sesh *t = handle_new(name, "default");
+	int rc, slot;
+
+	if (t == NULL)
+		return -ENOMEM;
+	t->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	rc = t->fd < 0 ? sys_err(errno) : attach_segment(t, t->fd);
+	if (rc == 0) {
+		pthread_mutex_lock(&handles_lock);
+		rc = register_locked(t);
+		pthread_mutex_unlock(&handles_lock);
+	}
+	if (rc == 0)
+		rc = persist_restore(t);
+	slot = atomic_load_explicit(&t->slot, memory_order_relaxed);
+	if (slot >= 0)
+		shm_proc_release(&t->seg, t->lock_fd, (uint32_t)slot);
+	handle_free(t);
+	return rc;
 }
 
 /*
@@ -307,6 +345,11 @@ static int create_segment(int dirfd, const char *name, const char *fname,
 		goto fail;
 	}
 	stage(SHM_STAGE_BUILT);
+	if (g.sqlite_path[0] != '\0') {
+		rc = restore_private(fd, name);
+		if (rc < 0)
+			goto fail;
+	}
 	if (linkat(dirfd, tmp, dirfd, fname, 0) != 0) {
 		/* ENOENT: a sweeper took our file for a dead creator's in
 		 * the instant between its creation and our lock. Nothing
@@ -486,13 +529,19 @@ void sesh_config_init(sesh_config_t *cfg)
 	cfg->max_processes = 1024;
 	cfg->unblock_ms = 1000;
 	cfg->max_subscriptions = 4096;
+	cfg->sqlite_path = NULL;
+	cfg->sqlite_mode = SESH_SQLITE_SYNC;
+	cfg->sqlite_lag_ms = 1000;
+	cfg->sqlite_wait_ms = 5000;
 }
 
 static void handle_free(struct sesh *d)
 {
+	persist_close(d);
 	pthread_mutex_destroy(&d->alloc.lock);
 	pthread_mutex_destroy(&d->ring_lock);
 	pthread_mutex_destroy(&d->reap_lease);
+	pthread_mutex_destroy(&d->persist_lock);
 	if (d->seg.base != NULL)
 		munmap(d->seg.base, (size_t)d->seg.geom.total_bytes);
 	if (d->lock_fd >= 0)
@@ -500,6 +549,26 @@ static void handle_free(struct sesh *d)
 	if (d->fd >= 0)
 		close(d->fd);
 	free(d);
+}
+
+/* A handle not yet attached. */
+static struct sesh *handle_new(const char *name, const char *ns)
+{
+	struct sesh *d = calloc(1, sizeof(*d));
+
+	if (d == NULL)
+		return NULL;
+	d->fd = -1;
+	d->lock_fd = -1;
+	atomic_init(&d->slot, -1);
+	atomic_init(&d->ns_idx, -1);
+	pthread_mutex_init(&d->alloc.lock, NULL);
+	pthread_mutex_init(&d->ring_lock, NULL);
+	pthread_mutex_init(&d->reap_lease, NULL);
+	pthread_mutex_init(&d->persist_lock, NULL);
+	strcpy(d->name, name);
+	strcpy(d->ns, ns);
+	return d;
 }
 
 /* Find or make the segment; returns its mapping descriptor. */
@@ -561,18 +630,9 @@ int sesh_open(const char *name, const char *ns, const sesh_config_t *cfg,
 	}
 	pthread_once(&atfork_once, atfork_register);
 
-	d = calloc(1, sizeof(*d));
+	d = handle_new(name, ns);
 	if (d == NULL)
 		return -ENOMEM;
-	d->fd = -1;
-	d->lock_fd = -1;
-	atomic_init(&d->slot, -1);
-	atomic_init(&d->ns_idx, -1);
-	pthread_mutex_init(&d->alloc.lock, NULL);
-	pthread_mutex_init(&d->ring_lock, NULL);
-	pthread_mutex_init(&d->reap_lease, NULL);
-	strcpy(d->name, name);
-	strcpy(d->ns, ns);
 	snprintf(fname, sizeof(fname), FILE_PREFIX "%s", name);
 
 	dirfd = open_dir();
@@ -590,6 +650,13 @@ int sesh_open(const char *name, const char *ns, const sesh_config_t *cfg,
 	rc = attach_segment(d, fd);
 	if (rc < 0)
 		goto fail;
+#ifndef HAVE_SQLITE
+	/* Its writers must write through: this build cannot. */
+	if (persist_on(&d->seg)) {
+		rc = -ENOTSUP;
+		goto fail;
+	}
+#endif
 
 	pthread_mutex_lock(&handles_lock);
 	rc = register_locked(d);
@@ -616,6 +683,13 @@ void sesh_close(sesh_t *d)
 
 	if (d == NULL)
 		return;
+	/* Asynchronous write-through: commit what waits, so that a domain
+	 * whose processes all closed has nothing left unwritten. (Before
+	 * the handles lock: a commit reads the index, whose reader slots
+	 * are handed out under it.) */
+	if (atomic_load_explicit(&d->slot, memory_order_relaxed) >= 0 &&
+	    persist_on(&d->seg))
+		(void)persist_flush(d, NULL);
 	pthread_mutex_lock(&handles_lock);
 	if (d->prev != NULL)
 		d->prev->next = d->next;
@@ -703,6 +777,10 @@ int sesh_info(sesh_t *d, sesh_info_t *out)
 	out->unblock_ms = g->unblock_ms;
 	out->streams_open = (size_t)shm_pins_count(&d->seg);
 	out->max_subscriptions = g->max_subs;
+	memcpy(out->sqlite_path, g->sqlite_path, sizeof(out->sqlite_path));
+	out->sqlite_mode = g->sqlite_mode;
+	out->sqlite_lag_ms = g->sqlite_lag_ms;
+	out->sqlite_wait_ms = g->sqlite_wait_ms;
 	out->segment_bytes = g->total_bytes;
 	if (fstat(d->fd, &st) != 0)
 		return -EIO;

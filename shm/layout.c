@@ -66,6 +66,18 @@ int shm_config_check(const sesh_config_t *cfg, sesh_config_t *out)
 	if (c.max_subscriptions < 1 ||
 	    c.max_subscriptions > SESH_MAX_SUBSCRIPTIONS)
 		return -EINVAL;
+	if (c.sqlite_path != NULL &&
+	    (c.sqlite_path[0] != '/' ||
+	     strnlen(c.sqlite_path, SHM_SQLITE_PATH) > SESH_SQLITE_PATH_MAX))
+		return -EINVAL;
+	if (c.sqlite_mode > SESH_SQLITE_ASYNC)
+		return -EINVAL;
+	if (c.sqlite_lag_ms == 0)
+		c.sqlite_lag_ms = 1000;
+	if (c.sqlite_wait_ms == 0)
+		c.sqlite_wait_ms = 5000;
+	if (c.sqlite_lag_ms > SHM_LAG_MAX || c.sqlite_wait_ms > SHM_WAIT_MAX)
+		return -EINVAL;
 	*out = c;
 	return 0;
 }
@@ -201,6 +213,12 @@ int shm_layout(const sesh_config_t *cfg, struct shm_geom *g)
 	g->max_procs = cfg->max_processes;
 	g->unblock_ms = cfg->unblock_ms;
 	g->max_subs = cfg->max_subscriptions;
+	g->sqlite_mode = cfg->sqlite_mode;
+	g->sqlite_lag_ms = cfg->sqlite_lag_ms;
+	g->sqlite_wait_ms = cfg->sqlite_wait_ms;
+	if (cfg->sqlite_path != NULL)
+		strcpy(g->sqlite_path, cfg->sqlite_path); /* checked */
+	g->jr_cap = g->sqlite_path[0] ? SHM_JR_CAP : 0;
 
 	/* Registry: one cache line per process slot. Readers:
 	 * SHM_READERS_PER_PROC cache lines per process slot. Pins: a table
@@ -220,7 +238,9 @@ int shm_layout(const sesh_config_t *cfg, struct shm_geom *g)
 	    !place(g, SHM_R_READERS, readers, &at) ||
 	    !layout_index(g, &at) || !layout_blocks(g, &at) ||
 	    !layout_streams(g, &at) || !place(g, SHM_R_PINS, pins, &at) ||
-	    !place(g, SHM_R_STATS, stats, &at))
+	    !place(g, SHM_R_STATS, stats, &at) ||
+	    !place(g, SHM_R_JOURNAL, SHM_PAGE + g->jr_cap * SHM_JR_ENTRY,
+		   &at))
 		return -ENOSPC;
 	g->total_bytes = at;
 	return 0;
@@ -255,6 +275,10 @@ void shm_header_fill(struct shm_header *h, const struct shm_geom *g,
 	h->max_procs = g->max_procs;
 	h->unblock_ms = g->unblock_ms;
 	h->max_subs = g->max_subs;
+	h->sqlite_mode = g->sqlite_mode;
+	h->sqlite_lag_ms = g->sqlite_lag_ms;
+	h->sqlite_wait_ms = g->sqlite_wait_ms;
+	memcpy(h->sqlite_path, g->sqlite_path, sizeof(h->sqlite_path));
 	h->nregions = SHM_R_COUNT;
 	for (r = 0; r < SHM_R_COUNT; r++)
 		h->region[r] = g->region[r];
@@ -277,6 +301,20 @@ uint64_t shm_header_checksum(const struct shm_header *h)
 		x *= 0x100000001b3ull;
 	}
 	return x;
+}
+
+/* A path field as the creator writes it: empty or absolute, NUL-ended,
+ * and zero after the NUL. */
+static bool path_valid(const char *p, size_t n)
+{
+	const char *end = memchr(p, '\0', n);
+
+	if (end == NULL || (p[0] != '\0' && p[0] != '/'))
+		return false;
+	for (end++; end < p + n; end++)
+		if (*end != '\0')
+			return false;
+	return true;
 }
 
 int shm_header_validate(const void *hdr, uint64_t file_bytes,
@@ -317,6 +355,12 @@ int shm_header_validate(const void *hdr, uint64_t file_bytes,
 	cfg.max_processes = h.max_procs;
 	cfg.unblock_ms = h.unblock_ms;
 	cfg.max_subscriptions = h.max_subs;
+	cfg.sqlite_mode = h.sqlite_mode;
+	cfg.sqlite_lag_ms = h.sqlite_lag_ms;
+	cfg.sqlite_wait_ms = h.sqlite_wait_ms;
+	if (!path_valid(h.sqlite_path, sizeof(h.sqlite_path)))
+		return -EUCLEAN;
+	cfg.sqlite_path = h.sqlite_path[0] ? h.sqlite_path : NULL;
 	if (h.max_sessions != cfg.max_sessions ||
 	    h.stream_bytes != cfg.stream_bytes ||
 	    h.max_message != cfg.max_message ||

@@ -24,6 +24,8 @@
  *			                  subscriptions hold (ring/)
  *			  SHM_R_STATS     per process slot, its counters,
  *			                  and the counters of those gone
+ *			  SHM_R_JOURNAL   the changes not yet written to the
+ *			                  SQLite database (index/persist.c)
  *			All but the first pages are committed only when touched.
  *
  * Everything stored in the segment is an offset from its base (0 = none).
@@ -40,6 +42,8 @@
  *					segment under its private name
  *	byte SHM_LOCK_REAPER		the reaper lease: held for the length
  *					of a sesh_reap() pass
+ *	byte SHM_LOCK_PERSIST		held while a process writes to the
+ *					SQLite database (index/persist.c)
  *	bytes SHM_LOCK_PROC + slot	held by the process owning that slot
  */
 #ifndef SESH_SHM_H
@@ -84,6 +88,9 @@ struct shm_seg;
 #define SHM_STREAM_MAX	 ((size_t)1 << 30)
 #define SHM_METADATA_MAX ((size_t)1 << 20)
 #define SHM_UNBLOCK_MAX	 60000u
+#define SHM_SQLITE_PATH	 (SESH_SQLITE_PATH_MAX + 1)
+#define SHM_LAG_MAX	 3600000u
+#define SHM_WAIT_MAX	 600000u
 
 /* Epoch reader slots each process slot owns: how many of its threads can
  * be inside a read-side section at once. */
@@ -92,6 +99,7 @@ struct shm_seg;
 /* Lock bytes on the segment's file. */
 #define SHM_LOCK_INIT 0
 #define SHM_LOCK_REAPER 1
+#define SHM_LOCK_PERSIST 2
 #define SHM_LOCK_PROC 4096
 
 /* Regions of the segment; the table in the header has SHM_R_MAX entries,
@@ -104,7 +112,8 @@ enum shm_region_id {
 	SHM_R_STREAMS = 4,
 	SHM_R_PINS = 5,
 	SHM_R_STATS = 6,
-	SHM_R_COUNT = 7,
+	SHM_R_JOURNAL = 7,
+	SHM_R_COUNT = 8,
 	SHM_R_MAX = 8,
 };
 
@@ -145,6 +154,11 @@ struct shm_header {
 	uint32_t nregions; /* SHM_R_COUNT */
 	uint32_t unblock_ms;
 	uint32_t max_subs; /* subscriptions per process */
+	uint32_t sqlite_mode;
+	uint32_t sqlite_lag_ms;
+	uint32_t sqlite_wait_ms;
+	uint32_t pad0;
+	char sqlite_path[SHM_SQLITE_PATH]; /* "" = no write-through */
 	struct shm_region region[SHM_R_MAX];
 	uint64_t checksum; /* shm_header_checksum() of the above */
 
@@ -183,7 +197,12 @@ struct shm_header {
 		_Atomic int64_t mark_ns;
 		_Atomic uint64_t stuck_epoch;
 		_Atomic int64_t stuck_ns;
-		uint8_t pad2[2 * SHM_CACHELINE - 88];
+		/* Starts of the expiry sweep's current and previous rounds:
+		 * the sweep writes through the sessions seen since the
+		 * previous round began. */
+		_Atomic int64_t round_ns;
+		_Atomic int64_t prev_round_ns;
+		uint8_t pad2[2 * SHM_CACHELINE - 104];
 	} reaper;
 };
 
@@ -278,6 +297,12 @@ struct shm_geom {
 	uint32_t unblock_ms;
 	uint32_t max_subs;
 	uint64_t pins_stride;
+	/* SHM_R_JOURNAL: a header page, then jr_cap entries */
+	uint64_t jr_cap;
+	uint32_t sqlite_mode;
+	uint32_t sqlite_lag_ms;
+	uint32_t sqlite_wait_ms;
+	char sqlite_path[SHM_SQLITE_PATH];
 };
 
 /* Bytes of a ring header (ring/ring.h) and of the head of a pin table. A
@@ -329,6 +354,9 @@ enum shm_stat {
 	SHM_ST_DELETED,
 	SHM_ST_EXPIRED,
 	SHM_ST_REAPS,
+	SHM_ST_PERSIST_ROWS,
+	SHM_ST_PERSIST_COMMITS,
+	SHM_ST_PERSIST_ERRORS,
 	SHM_ST_COUNT
 };
 #define SHM_STATS_LINE 256u
@@ -576,6 +604,11 @@ uint64_t shm_blk_range(const struct shm_seg *s, uint64_t from, uint64_t n,
 _Atomic uint64_t *shm_class_word(const struct shm_seg *s, unsigned c,
 				 uint64_t k);
 
+/* The journal: entries when the domain writes through to SQLite (none
+ * otherwise), each of SHM_JR_ENTRY bytes after a header page. */
+#define SHM_JR_CAP   8192u
+#define SHM_JR_ENTRY 160u
+
 /* Rings a process remembers having retired (see struct sesh). */
 #define SHM_RING_RETIRE_LOCAL 64u
 
@@ -612,6 +645,11 @@ struct sesh {
 	 * lease byte is locked through lock_fd, which all our threads
 	 * share, so the byte alone does not keep them apart. */
 	pthread_mutex_t reap_lease;
+	/* Persistence (index/persist.c): our SQLite connection, opened on
+	 * first use in this process (a child opens its own), and the lock
+	 * our threads take before the lease byte SHM_LOCK_PERSIST. */
+	pthread_mutex_t persist_lock;
+	struct persist_conn *pc;
 };
 
 _Static_assert(SHM_READERS_PER_PROC <= 32, "readers_taken is 32 bits");

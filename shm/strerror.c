@@ -49,7 +49,8 @@ const char *sesh_strerror(int err)
 	case ENOMEM:
 		return "out of memory";
 	case EIO:
-		return "unexpected system error";
+		return "input/output error: an unexpected system error, or "
+		       "the database did not commit the change";
 	}
 	s = strerrordesc_np(err);
 	return s != NULL ? s : "unknown error";

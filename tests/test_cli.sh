@@ -1,9 +1,9 @@
 #!/bin/sh
 # test_cli.sh - end-to-end test of the sesh tool and of the demo.
 #
-# Runs the installed-to-be binaries on domains named after this shell's pid,
-# checks exit statuses, stdout and stderr, and removes the domains at the
-# end. Run by `make check`, which sets SESH_BIN and SESH_DEMO; by hand:
+# Runs the installed-to-be binaries on domains named after this shell's pid
+# (and SQLite databases in a temporary directory), checks exit statuses,
+# stdout and stderr, and removes the domains and the directory at the end. Run by `make check`, which sets SESH_BIN and SESH_DEMO; by hand:
 #   SESH_BIN=tools/sesh SESH_DEMO=examples/demo sh tests/test_cli.sh
 # Exit status: 0 all checks passed, 1 some failed.
 
@@ -23,6 +23,7 @@ dom="clitest-$$"
 bad="clitest-$$-bad"
 strm="clitest-$$-strm"
 hk="clitest-$$-hk"
+pdom="clitest-$$-db"
 missing="clitest-$$-missing"
 shmdir=${SESH_SHM_DIR:-/dev/shm}
 
@@ -31,7 +32,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_cli.XXXXXX") || exit 1
 # objects themselves.
 cleanup() {
 	test -n "${fpid:-}" && kill -KILL "$fpid" 2>/dev/null
-	for name in "$dom" "$bad" "$strm" "$hk"; do
+	for name in "$dom" "$bad" "$strm" "$hk" "$pdom"; do
 		"$SESH_BIN" rm "$name" >/dev/null 2>&1
 		rm -f "$shmdir/sesh.$name"
 	done
@@ -261,7 +262,8 @@ done
 run create --help
 check "create --help lists every option" out_has_all --max-sessions \
 	--stream-bytes --max-message --max-metadata --idle-ttl \
-	--max-processes --unblock-ms --max-subscriptions --mode --json
+	--max-processes --unblock-ms --max-subscriptions --mode --sqlite \
+	--sqlite-async --sqlite-lag-ms --sqlite-wait-ms --json
 run session get --help
 check "session get --help prints the session usage" \
 	succeeded_with '^usage: sesh session'
@@ -831,12 +833,14 @@ check "stats shows every counter" out_has_all '^published: +[0-9]+$' \
 	'^futex waits: +[0-9]+$' '^futex wakes: +[0-9]+$' \
 	'^subscriptions: +[0-9]+$' '^sessions created: +[0-9]+$' \
 	'^sessions deleted: +[0-9]+$' '^sessions expired: +[0-9]+$' \
-	'^reaper passes: +[0-9]+$'
+	'^reaper passes: +[0-9]+$' '^persist rows: +0$' \
+	'^persist commits: +0$' '^persist errors: +0$'
 run stats "$strm" --json
 check "stats --json has every key" json_keys published published_bytes \
 	publish_failed delivered delivered_bytes lapped holes_unblocked \
 	futex_waits futex_wakes subscriptions sessions_created \
-	sessions_deleted sessions_expired reaper_passes
+	sessions_deleted sessions_expired reaper_passes persist_rows \
+	persist_commits persist_errors
 check "stats --json counts the two laps" \
 	test "$(stat_of lapped)" -eq $((lap0 + 2))
 if have_python; then
@@ -950,7 +954,9 @@ check "  ... and every other line" out_has_all \
 	'^processes: +1 alive, 0 dead, of [0-9]+ \([0-9.]+%\)$' \
 	'^streams open: +0$' '^stuck readers: +0$' \
 	'^retired blocks: +[0-9]+$' '^committed: +[0-9]+ bytes ' \
-	'^segment size: +[0-9]+ bytes .* virtual$'
+	'^segment size: +[0-9]+ bytes .* virtual$' '^persistence: +none$'
+check "  ... and no more about a database" \
+	not out_has '^(database|pending changes|lag|resync due|last commit):'
 run health "$hk" --json
 check "health --json: exit 1 too" eval 'status_is 1 && err_empty'
 check "  ... status as a string and as a number" \
@@ -959,7 +965,9 @@ check "  ... every key" json_keys status status_code reason sessions \
 	max_sessions sessions_percent processes_alive processes_dead \
 	max_processes processes_percent streams_open reaper_alive \
 	reaper_pid reaper_passes reaper_last_ns reaper_last reaper_age_s \
-	stuck_readers retired_blocks committed_bytes segment_bytes
+	stuck_readers retired_blocks committed_bytes segment_bytes persistence
+check "  ... persistence: mode none, and nothing else" \
+	eval 'json_str mode none && not json_keys ok'
 check "  ... no reaper, no pass" eval 'out_has "\"reaper_alive\": false" &&
 	json_num reaper_pid 0 && json_num reaper_passes 0 &&
 	out_has "\"reaper_last\": null"'
@@ -993,7 +1001,9 @@ check "  ... every counter" out_has_all \
 	'^sesh_holes_unblocked_total\{' '^sesh_futex_waits_total\{' \
 	'^sesh_futex_wakes_total\{' '^sesh_subscriptions_total\{' \
 	'^sesh_sessions_created_total\{' '^sesh_sessions_deleted_total\{' \
-	'^sesh_sessions_expired_total\{' '^sesh_reaper_passes_total\{'
+	'^sesh_sessions_expired_total\{' '^sesh_reaper_passes_total\{' \
+	'^sesh_persist_rows_total\{' '^sesh_persist_commits_total\{' \
+	'^sesh_persist_errors_total\{'
 check "  ... every gauge" out_has_all '^sesh_sessions\{' \
 	'^sesh_sessions_max\{' '^sesh_processes\{.*,state="alive"\}' \
 	'^sesh_processes\{.*,state="dead"\}' '^sesh_processes_max\{' \
@@ -1007,6 +1017,8 @@ check "  ... sessions_max 100, reaper down, status degraded" \
 	test "$(prom_of sesh_health_status)" = 1'
 check "  ... no timestamp of a last pass: none ran" \
 	not out_has '^sesh_reaper_last_pass_timestamp_seconds'
+check "  ... no gauges of a database: it has none" \
+	not out_has '^sesh_persist_(pending|lag_seconds|ok)\{'
 created0=$(prom_of sesh_sessions_created_total)
 deleted0=$(prom_of sesh_sessions_deleted_total)
 run session create "$hk" p1
@@ -1036,7 +1048,8 @@ check "  ... and prints every field" out_has_all '^pass: +[0-9]+$' \
 	'^processes recovered: +0$' '^full recovery: +(yes|no)$' \
 	'^sessions expired: +[0-9]+$' '^buckets scanned: +[0-9]+$' \
 	'^sweep wrapped: +(yes|no)$' '^blocks freed: +[0-9]+$' \
-	'^rings freed: +[0-9]+$' '^holes unblocked: +[0-9]+$'
+	'^rings freed: +[0-9]+$' '^holes unblocked: +[0-9]+$' \
+	'^persist rows: +0$' '^persist error: +none$'
 check "  ... the first pass of the domain" out_has "^pass: +$((passes0 + 1))\$"
 check "  ... which expired the session past its TTL" \
 	out_has '^sessions expired: +1$'
@@ -1053,7 +1066,8 @@ run reap "$hk" --json
 check "reap --json exits 0" succeeded
 check "  ... every key" json_keys pass started_ns started duration_ns \
 	processes_recovered full_recovery sessions_expired buckets_scanned \
-	sweep_wrapped blocks_freed rings_freed holes_unblocked
+	sweep_wrapped blocks_freed rings_freed holes_unblocked persist_rows \
+	persist_error
 check "  ... the next pass, nothing left to expire" \
 	eval 'json_num pass $((passes0 + 2)) && json_num sessions_expired 0'
 if have_python; then
@@ -1086,6 +1100,190 @@ check "reap of a missing domain: exit 1, one line on stderr" \
 	failed reap "$missing"
 run rm "$hk"
 check "rm of the housekeeping domain exits 0" succeeded
+
+echo "== persistence: usage errors"
+run create "$pdom" --sqlite x.db
+check "create --sqlite with a relative path: usage error (exit 2)" usage_error
+check "  ... which says the path must be absolute" \
+	eval 'head -n 1 "$tmp/err" | grep -q "absolute path"'
+run create "$pdom" --sqlite ''
+check "create --sqlite '': usage error (exit 2)" usage_error
+run create "$pdom" --sqlite-async
+check "create --sqlite-async without --sqlite: usage error" usage_error
+run create "$pdom" --sqlite "$tmp/db/x.db" --sqlite-lag-ms 10
+check "create --sqlite-lag-ms without --sqlite-async: usage error" usage_error
+run create "$pdom" --sqlite "$tmp/db/x.db" --sqlite-async \
+	--sqlite-wait-ms 10
+check "create --sqlite-wait-ms with --sqlite-async: usage error" usage_error
+run create "$pdom" --sqlite "$tmp/db/x.db" --sqlite-async \
+	--sqlite-lag-ms 1k
+check "create --sqlite-lag-ms 1k: usage error (exit 2)" usage_error
+check "no usage error created a domain" no_object "$pdom"
+check "  ... nor a database" not test -e "$tmp/db/x.db"
+
+# the rows of the database $1, as ns|id|user|meta|ttl_s, by id
+db_rows() {
+	sqlite3 "$1" 'SELECT ns, id, user, meta, ttl_s FROM sessions
+		ORDER BY id' 2>&1
+}
+have_sqlite3() { command -v sqlite3 >/dev/null 2>&1; }
+# stderr is the line of `session $1` that says its change, $2, is made and
+# not yet written to the database
+not_durable() {
+	err_one_line "sesh: session $1: $pdom: $2, but not written to " &&
+		grep -q "to the database yet: [^ ]" "$tmp/err"
+}
+
+echo "== persistence: write-through"
+mkdir "$tmp/db"
+run create "$pdom" --sqlite "$tmp/db/nodir/x.db"
+check "create --sqlite in a missing directory: exit 1, one line" \
+	failed create "$pdom"
+check "  ... which names the directory" \
+	grep -q 'cannot be created: its directory: ' "$tmp/err"
+check "  ... and no domain" no_object "$pdom"
+run create "$pdom" --sqlite "$tmp/db/x.db" --max-sessions 100
+if status_is 1 && grep -q 'without SQLite' "$tmp/err"; then
+	echo "skip - the library is built without SQLite: persistence" \
+		"not checked"
+	skip_db=yes
+else
+	skip_db=no
+	check "create --sqlite exits 0" succeeded
+	check "  ... and makes the database" test -s "$tmp/db/x.db"
+fi
+if test $skip_db = no; then
+	run session create "$pdom" p-keep --user alice --meta one --ttl 600
+	check "session create in it exits 0" succeeded_with '^p-keep$'
+	run session create "$pdom" p-upd --meta old
+	run session create "$pdom" p-del --meta gone
+	run session create "$pdom" --meta generated
+	pgen=$(cat "$tmp/out")
+	run session update "$pdom" p-upd --meta new
+	check "session update in it exits 0" succeeded
+	run session rm "$pdom" p-del
+	check "session rm in it exits 0" succeeded
+
+	run health "$pdom"
+	check "health shows persistence synchronous, database ok" out_has_all \
+		'^persistence: +synchronous$' '^database: +ok$' \
+		'^pending changes: +0$' '^lag: +0 ms$' \
+		'^resync due: +(yes|no)$' \
+		'^last commit: +[0-9.]+ s ago, [0-9]{4}-'
+	run health "$pdom" --json
+	check "health --json: persistence synchronous and ok" \
+		eval 'json_str mode synchronous && out_has "\"ok\": true" &&
+		json_str error "" && json_num pending 0 && json_num lag_ms 0'
+	check "  ... every key of persistence" json_keys mode ok error pending \
+		lag_ms resync last_commit_ns last_commit last_commit_age_s
+	if have_python; then
+		check "  ... valid JSON" valid_json
+	fi
+
+	run stats "$pdom" --prometheus
+	check "stats --prometheus with a database: well formed" \
+		eval 'prom_samples_only && prom_grouped && prom_counters_total'
+	check "  ... the persist counters: 5 rows or more, no error" \
+		eval 'test "$(prom_of sesh_persist_rows_total)" -ge 5 &&
+		test "$(prom_of sesh_persist_commits_total)" -ge 1 &&
+		test "$(prom_of sesh_persist_errors_total)" = 0'
+	check "  ... and its gauges: nothing pending, ok" \
+		eval 'test "$(prom_of sesh_persist_pending)" = 0 &&
+		test "$(prom_of sesh_persist_ok)" = 1 &&
+		out_has "^sesh_persist_lag_seconds\\{.*\\} 0\\.000$"'
+	run stats "$pdom" --json
+	check "stats --json counts the rows and commits" \
+		eval 'test "$(stat_of persist_rows)" -ge 5 &&
+		test "$(stat_of persist_commits)" -ge 1 &&
+		test "$(stat_of persist_errors)" = 0'
+	run reap "$pdom" --json
+	check "reap --json with a database: no error" \
+		eval 'succeeded && json_str persist_error "" &&
+		json_num persist_rows "[0-9]+"'
+
+	if have_sqlite3; then
+		printf '%s\n' "default|$pgen||generated|1800" \
+			"default|p-keep|alice|one|600" \
+			"default|p-upd||new|1800" >"$tmp/want"
+		db_rows "$tmp/db/x.db" >"$tmp/rows"
+		check "sqlite3: the database has the sessions but the deleted" \
+			cmp -s "$tmp/rows" "$tmp/want"
+	else
+		echo "skip - sqlite3 not found: the rows themselves not checked"
+	fi
+
+	run rm "$pdom"
+	check "rm of the domain with a database exits 0" succeeded
+	check "  ... and leaves the database" test -s "$tmp/db/x.db"
+	run create "$pdom" --sqlite "$tmp/db/x.db" --max-sessions 100
+	check "create again with the same --sqlite exits 0" succeeded
+	run ls "$pdom"
+	check "ls: the sessions are back" \
+		out_has_all '^p-keep +alice ' '^p-upd ' "^$pgen "
+	check "  ... and the deleted one is not" not out_has '^p-del '
+	check "  ... three of them" out_lines 4
+	run session get "$pdom" p-keep --json
+	check "session get: owner, metadata and TTL restored" \
+		eval 'json_str user alice && json_str meta one &&
+		json_num ttl_s 600'
+	run session get "$pdom" p-upd
+	check "session get: the metadata as last updated" \
+		succeeded_with '^meta: +new$'
+	run health "$pdom" --json
+	check "health --json after the restore: synchronous and ok" \
+		eval 'json_str mode synchronous && out_has "\"ok\": true"'
+
+	echo "== persistence: the database fails"
+	mv "$tmp/db" "$tmp/db.away"
+	run session create "$pdom" p-out --meta outage
+	check "session create with the database gone: exit 1, one line" \
+		eval 'status_is 1 && not_durable create created'
+	check "  ... and the id all the same" out_is p-out
+	run session get "$pdom" p-out
+	check "  ... the session exists" succeeded
+	run session update "$pdom" p-upd --meta newer
+	check "session update with the database gone: exit 1, one line" \
+		eval 'status_is 1 && out_empty && not_durable update updated'
+	run health "$pdom"
+	check "health: degraded, the database failing" \
+		eval 'status_is 1 && out_has "^database: +failing: ."'
+	check "  ... the changes pending" out_has '^pending changes: +[1-9]'
+	run health "$pdom" --json
+	check "health --json: ok false, with the error" \
+		eval 'out_has "\"ok\": false" && out_has "\"error\": \"[^\"]"'
+	run stats "$pdom" --prometheus
+	check "stats --prometheus: persist_ok 0, errors counted" \
+		eval 'test "$(prom_of sesh_persist_ok)" = 0 &&
+		test "$(prom_of sesh_persist_errors_total)" -ge 1'
+	run reap "$pdom"
+	check "reap: exit 0, with the database's error" \
+		eval 'succeeded &&
+		out_has "^persist error: +writing to the database failed: ."'
+	mv "$tmp/db.away" "$tmp/db"
+	run session create "$pdom" p-back
+	check "with the database back, session create exits 0" succeeded
+	run health "$pdom"
+	check "  ... health: the database ok, nothing pending" \
+		out_has_all '^database: +ok$' '^pending changes: +0$'
+	if have_sqlite3; then
+		db_rows "$tmp/db/x.db" | cut -d '|' -f 2,4 >"$tmp/rows"
+		check "sqlite3: what the outage held back is written" \
+			eval 'grep -qx "p-out|outage" "$tmp/rows" &&
+			grep -qx "p-upd|newer" "$tmp/rows" &&
+			grep -qx "p-back|" "$tmp/rows"'
+	fi
+	run rm "$pdom"
+
+	if have_sqlite3; then
+		sqlite3 "$tmp/foreign.db" 'CREATE TABLE t (x)'
+		run create "$pdom" --sqlite "$tmp/foreign.db"
+		check "create --sqlite of another program's database: exit 1" \
+			failed create "$pdom"
+		check "  ... which says so" \
+			grep -q 'is not a sesh database' "$tmp/err"
+		check "  ... and no domain" no_object "$pdom"
+	fi
+fi
 
 echo "== bad numbers leave no domain behind"
 # what, expected exit status, options

@@ -359,6 +359,9 @@ static void test_random_headers(void **state)
 			a.max_message = b.max_message = 0;
 			a.idle_ttl_s = b.idle_ttl_s = 0;
 			a.unblock_ms = b.unblock_ms = 0;
+			a.sqlite_lag_ms = b.sqlite_lag_ms = 0;
+			a.sqlite_wait_ms = b.sqlite_wait_ms = 0;
+			a.sqlite_mode = b.sqlite_mode = 0;
 			memset(a.hash_key, 0, sizeof(a.hash_key));
 			memset(b.hash_key, 0, sizeof(b.hash_key));
 			a.mode = b.mode = 0;

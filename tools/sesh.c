@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,8 +45,9 @@
  * --meta-file can never be stored. */
 #define META_FILE_MAX ((size_t)1 << 20)
 
-/* Values of the long options that have no short form. The capacities of
- * create come first, from OPT_MAX_SESSIONS to OPT_MODE. */
+/* Values of the long options that have no short form. The options of
+ * create come first: the capacities, from OPT_MAX_SESSIONS to OPT_MODE,
+ * then the database, from OPT_SQLITE to OPT_SQLITE_WAIT_MS. */
 enum {
 	OPT_MAX_SESSIONS = 256,
 	OPT_STREAM_BYTES,
@@ -56,6 +58,10 @@ enum {
 	OPT_UNBLOCK_MS,
 	OPT_MAX_SUBSCRIPTIONS,
 	OPT_MODE,
+	OPT_SQLITE,
+	OPT_SQLITE_ASYNC,
+	OPT_SQLITE_LAG_MS,
+	OPT_SQLITE_WAIT_MS,
 	OPT_NS,
 	OPT_JSON,
 	OPT_USER,
@@ -68,11 +74,14 @@ enum {
 	OPT_FOLLOW, /* also -f */
 	OPT_LINES,
 	OPT_PROMETHEUS,
+	OPT_END /* past the last */
 };
 
 /* A verb lists the options it takes as a set of these bits. */
-#define OPT_BIT(id)   (1u << (id - OPT_MAX_SESSIONS))
-#define CAPACITY_OPTS (OPT_BIT(OPT_NS) - 1) /* OPT_MAX_SESSIONS..OPT_MODE */
+#define OPT_BIT(id) (1u << (id - OPT_MAX_SESSIONS))
+_Static_assert(OPT_END - OPT_MAX_SESSIONS <= 32,
+	       "the options of a verb no longer fit an unsigned");
+#define CREATE_OPTS (OPT_BIT(OPT_NS) - 1) /* up to OPT_SQLITE_WAIT_MS */
 
 /* Every long option of the verbs but --help, which all of them take. */
 static const struct option all_opts[] = {
@@ -85,6 +94,10 @@ static const struct option all_opts[] = {
 	{"unblock-ms", required_argument, NULL, OPT_UNBLOCK_MS},
 	{"max-subscriptions", required_argument, NULL, OPT_MAX_SUBSCRIPTIONS},
 	{"mode", required_argument, NULL, OPT_MODE},
+	{"sqlite", required_argument, NULL, OPT_SQLITE},
+	{"sqlite-async", no_argument, NULL, OPT_SQLITE_ASYNC},
+	{"sqlite-lag-ms", required_argument, NULL, OPT_SQLITE_LAG_MS},
+	{"sqlite-wait-ms", required_argument, NULL, OPT_SQLITE_WAIT_MS},
 	{"ns", required_argument, NULL, OPT_NS},
 	{"json", no_argument, NULL, OPT_JSON},
 	{"user", required_argument, NULL, OPT_USER},
@@ -126,7 +139,9 @@ struct args {
 	const struct verb *v;
 	const char *operand[3];
 	size_t operands;
-	sesh_config_t cfg; /* capacities, for create */
+	sesh_config_t cfg;    /* capacities and database, for create */
+	unsigned sqlite_opts; /* OPT_BIT()s of the database options
+			       * given */
 	const char *ns;
 	const char *user;
 	const char *meta_file;
@@ -617,14 +632,59 @@ static void print_session_json(const sesh_session_t *s, const void *meta,
 	}
 }
 
+/* A database error text, cleaned: room for sesh_health_t.persist_error
+ * with every byte escaped. */
+#define DB_WHY_SIZE (4 * sizeof(((sesh_health_t *)0)->persist_error) + 8)
+
+/*
+ * Report -EIO from a create, update or delete of @d, whose change, @done,
+ * may be made all the same. With synchronous write-through, the call
+ * returns -EIO once the change is made and visible, when the database
+ * failed the commit, or when no commit covered the change within the
+ * domain's wait (another process was committing, slowly): the library's
+ * general words for -EIO would not tell which.
+ * sesh_health() tells which, unless a commit of another process has
+ * changed it since. Returns the exit status.
+ */
+static int not_durable(sesh_t *d, const struct args *a, int err,
+		       const char *done)
+{
+	char reason[DB_WHY_SIZE + 256], q[DB_WHY_SIZE];
+	sesh_health_t h;
+
+	memset(&h, 0, sizeof(h));
+	if (err != -EIO || sesh_health(d, &h) != 0 || h.persist != 1)
+		return fail(a->v->name, a->operand[0], err);
+	if (!h.persist_ok)
+		snprintf(reason, sizeof(reason),
+			 "%s, but not written to the database yet: %s "
+			 "(retried at every commit; see 'sesh health')",
+			 done,
+			 clean(q, sizeof(q), h.persist_error,
+			       sizeof(h.persist_error)));
+	else
+		snprintf(reason, sizeof(reason),
+			 "%s, but no commit covered it within the domain's "
+			 "wait (sqlite_wait_ms); the next one will (see 'sesh "
+			 "health')",
+			 done);
+	fflush(stdout);
+	return fail_because(a->v->name, a->operand[0], reason);
+}
+
+/* create: the id. On -EIO, the session may exist all the same (see
+ * not_durable()): then its id too, as no one could learn it otherwise,
+ * and the failure. */
 static int act_session_create(sesh_t *d, struct args *a)
 {
-	char id[SESH_ID_MAX + 1];
+	char id[SESH_ID_MAX + 1] = "";
+	sesh_session_t s;
 	int err;
 
 	err = sesh_session_create(d, a->operand[1], a->user, a->meta,
 				  a->meta_len, a->ttl_s, id);
-	if (err)
+	if (err && (err != -EIO || !id[0] ||
+		    sesh_session_get(d, id, NULL, &s, NULL, 0) != 0))
 		return err;
 	if (a->json) {
 		fputs("{\"id\": ", stdout);
@@ -634,7 +694,7 @@ static int act_session_create(sesh_t *d, struct args *a)
 		print_escaped(id, strnlen(id, sizeof(id)));
 		putchar('\n');
 	}
-	return 0;
+	return err ? not_durable(d, a, err, "created") : 0;
 }
 
 static int act_session_get(sesh_t *d, struct args *a)
@@ -676,12 +736,18 @@ static int act_session_touch(sesh_t *d, struct args *a)
 
 static int act_session_update(sesh_t *d, struct args *a)
 {
-	return sesh_session_update(d, a->operand[1], a->meta, a->meta_len);
+	int err;
+
+	err = sesh_session_update(d, a->operand[1], a->meta, a->meta_len);
+	return err == -EIO ? not_durable(d, a, err, "updated") : err;
 }
 
 static int act_session_rm(sesh_t *d, struct args *a)
 {
-	return sesh_session_delete(d, a->operand[1]);
+	int err;
+
+	err = sesh_session_delete(d, a->operand[1]);
+	return err == -EIO ? not_durable(d, a, err, "removed") : err;
 }
 
 /* Where ls is in its output. */
@@ -1201,6 +1267,12 @@ static const struct {
 	      "create that replaced them."),
 	COUNT(reaper_passes, "sesh_reaper_passes_total",
 	      "Reaper passes completed."),
+	COUNT(persist_rows, "sesh_persist_rows_total",
+	      "Rows written to the SQLite database, or removed from it."),
+	COUNT(persist_commits, "sesh_persist_commits_total",
+	      "Transactions committed to the SQLite database."),
+	COUNT(persist_errors, "sesh_persist_errors_total",
+	      "Attempts to write to the SQLite database that failed."),
 #undef COUNT
 };
 
@@ -1306,6 +1378,21 @@ static void print_prometheus(const char *domain, const sesh_stats_t *st,
 	prom_one("sesh_retired_blocks", "gauge",
 		 "Record blocks awaiting their grace period.", domain,
 		 h->retired_blocks);
+	if (h->persist != 0) {
+		prom_one("sesh_persist_pending", "gauge",
+			 "Changes noted for the SQLite database and not yet "
+			 "committed.",
+			 domain, h->persist_pending);
+		prom_metric("sesh_persist_lag_seconds", "gauge",
+			    "Age of the oldest change not yet committed to "
+			    "the SQLite database; 0 if none.");
+		prom_sample("sesh_persist_lag_seconds", domain, NULL);
+		printf("%.3f\n", (double)h->persist_lag_ns / 1e9);
+		prom_one("sesh_persist_ok", "gauge",
+			 "1 if the last attempt to write to the SQLite "
+			 "database worked, else 0.",
+			 domain, h->persist_ok != 0);
+	}
 	prom_metric("sesh_health_status", "gauge",
 		    "Health of the domain: 0 healthy, 1 degraded, 2 down.");
 	prom_sample("sesh_health_status", domain, NULL);
@@ -1372,6 +1459,43 @@ static double age_s(int64_t ns)
 	return now > ns ? (double)(now - ns) / 1e9 : 0.0;
 }
 
+/* The name of a write-through mode, sesh_health_t.persist. */
+static const char *persist_name(int persist)
+{
+	static const char *const names[] = {"none", "synchronous",
+					    "asynchronous"};
+
+	if (persist < 0 || (size_t)persist >= ARRAY_SIZE(names))
+		return "unknown";
+	return names[persist];
+}
+
+/* The persistence part of the health report, for people. */
+static void print_persist_text(const sesh_health_t *h)
+{
+	char q[DB_WHY_SIZE], t[64];
+
+	printf("persistence:     %s\n", persist_name(h->persist));
+	if (h->persist == 0)
+		return;
+	if (h->persist_ok)
+		printf("database:        ok\n");
+	else
+		printf("database:        failing: %s\n",
+		       clean(q, sizeof(q), h->persist_error,
+			     sizeof(h->persist_error)));
+	printf("pending changes: %" PRIu64 "\n", h->persist_pending);
+	printf("lag:             %" PRIu64 " ms\n",
+	       h->persist_lag_ns / 1000000);
+	printf("resync due:      %s\n", h->persist_resync ? "yes" : "no");
+	if (h->persist_last_ns)
+		printf("last commit:     %.1f s ago, %s\n",
+		       age_s(h->persist_last_ns),
+		       iso_time(t, sizeof(t), h->persist_last_ns));
+	else
+		printf("last commit:     never\n");
+}
+
 static void print_health_text(const sesh_health_t *h)
 {
 	char q[4 * sizeof(h->reason) + 8], t[64], hs[32];
@@ -1406,6 +1530,35 @@ static void print_health_text(const sesh_health_t *h)
 	       human_size(hs, sizeof(hs), h->committed_bytes));
 	printf("segment size:    %" PRIu64 " bytes (%s) virtual\n",
 	       h->segment_bytes, human_size(hs, sizeof(hs), h->segment_bytes));
+	print_persist_text(h);
+}
+
+/* The persistence part of the health report, as the JSON member
+ * "persistence": an object, with only "mode" when there is none. */
+static void print_persist_json(const sesh_health_t *h)
+{
+	printf(",\n  \"persistence\": {\n    \"mode\": \"%s\"",
+	       persist_name(h->persist));
+	if (h->persist == 0) {
+		fputs("\n  }", stdout);
+		return;
+	}
+	printf(",\n    \"ok\": %s", h->persist_ok ? "true" : "false");
+	fputs(",\n    \"error\": ", stdout);
+	json_string(h->persist_error, sizeof(h->persist_error));
+	printf(",\n    \"pending\": %" PRIu64, h->persist_pending);
+	printf(",\n    \"lag_ms\": %" PRIu64, h->persist_lag_ns / 1000000);
+	printf(",\n    \"resync\": %s", h->persist_resync ? "true" : "false");
+	if (h->persist_last_ns) {
+		json_time(",\n    ", "last_commit", h->persist_last_ns);
+		printf(",\n    \"last_commit_age_s\": %.3f",
+		       age_s(h->persist_last_ns));
+	} else {
+		fputs(",\n    \"last_commit_ns\": 0,\n    \"last_commit\": null"
+		      ",\n    \"last_commit_age_s\": null",
+		      stdout);
+	}
+	fputs("\n  }", stdout);
 }
 
 static void print_health_json(const sesh_health_t *h)
@@ -1439,7 +1592,9 @@ static void print_health_json(const sesh_health_t *h)
 	printf(",\n  \"stuck_readers\": %" PRIu32, h->stuck_readers);
 	printf(",\n  \"retired_blocks\": %" PRIu64, h->retired_blocks);
 	printf(",\n  \"committed_bytes\": %" PRIu64, h->committed_bytes);
-	printf(",\n  \"segment_bytes\": %" PRIu64 "\n}\n", h->segment_bytes);
+	printf(",\n  \"segment_bytes\": %" PRIu64, h->segment_bytes);
+	print_persist_json(h);
+	fputs("\n}\n", stdout);
 }
 
 /* health: the report, and the verdict as the exit status. */
@@ -1462,7 +1617,30 @@ static int act_health(sesh_t *d, struct args *a)
 	return 0;
 }
 
-static void print_reap_text(const sesh_reap_report_t *r)
+/*
+ * Why the pass could not write to the database, into @buf, or "": the
+ * report says only -EIO, sesh_health() the database's own words.
+ */
+static void reap_db_error(sesh_t *d, const sesh_reap_report_t *r, char *buf,
+			  size_t size)
+{
+	char q[DB_WHY_SIZE];
+	sesh_health_t h;
+
+	memset(&h, 0, sizeof(h));
+	if (r->persist_error == 0)
+		buf[0] = '\0';
+	else if (sesh_health(d, &h) == 0 && !h.persist_ok && h.persist_error[0])
+		snprintf(buf, size, "writing to the database failed: %s",
+			 clean(q, sizeof(q), h.persist_error,
+			       sizeof(h.persist_error)));
+	else
+		snprintf(buf, size,
+			 "writing to the database failed; see "
+			 "'sesh health'");
+}
+
+static void print_reap_text(const sesh_reap_report_t *r, const char *db_error)
 {
 	char t[64];
 
@@ -1478,9 +1656,11 @@ static void print_reap_text(const sesh_reap_report_t *r)
 	printf("blocks freed:        %zu\n", r->blocks_freed);
 	printf("rings freed:         %zu\n", r->rings_freed);
 	printf("holes unblocked:     %zu\n", r->holes_unblocked);
+	printf("persist rows:        %zu\n", r->persist_rows);
+	printf("persist error:       %s\n", db_error[0] ? db_error : "none");
 }
 
-static void print_reap_json(const sesh_reap_report_t *r)
+static void print_reap_json(const sesh_reap_report_t *r, const char *db_error)
 {
 	printf("{\n  \"pass\": %" PRIu64, r->pass);
 	json_time(",\n  ", "started", r->started_ns);
@@ -1495,13 +1675,19 @@ static void print_reap_json(const sesh_reap_report_t *r)
 	       r->sweep_wrapped ? "true" : "false");
 	printf(",\n  \"blocks_freed\": %zu", r->blocks_freed);
 	printf(",\n  \"rings_freed\": %zu", r->rings_freed);
-	printf(",\n  \"holes_unblocked\": %zu\n}\n", r->holes_unblocked);
+	printf(",\n  \"holes_unblocked\": %zu", r->holes_unblocked);
+	printf(",\n  \"persist_rows\": %zu", r->persist_rows);
+	fputs(",\n  \"persist_error\": ", stdout);
+	json_bytes(db_error, strlen(db_error));
+	fputs("\n}\n", stdout);
 }
 
 /* reap: one pass, and what it did. A pass already running (-EBUSY) is a
- * failure like any other. */
+ * failure like any other; a pass that could not write to the database is
+ * none (the report says so, and the next pass retries). */
 static int act_reap(sesh_t *d, struct args *a)
 {
+	char db_error[DB_WHY_SIZE + 64];
 	sesh_reap_report_t r;
 	int err;
 
@@ -1509,10 +1695,11 @@ static int act_reap(sesh_t *d, struct args *a)
 	err = sesh_reap(d, &r);
 	if (err)
 		return err;
+	reap_db_error(d, &r, db_error, sizeof(db_error));
 	if (a->json)
-		print_reap_json(&r);
+		print_reap_json(&r, db_error);
 	else
-		print_reap_text(&r);
+		print_reap_text(&r, db_error);
 	return 0;
 }
 
@@ -1563,6 +1750,22 @@ static void help_create(void)
 	printf("  --mode OCTAL        permissions of the shared-memory object "
 	       "(default %04o)\n",
 	       (unsigned)def.mode);
+	printf("  --sqlite PATH       write the sessions through to the SQLite "
+	       "database PATH,\n"
+	       "                      an absolute path; the sessions it holds "
+	       "are restored\n");
+	printf("  --sqlite-async      commit in the background; by default, "
+	       "each create,\n"
+	       "                      update or delete waits for its commit\n");
+	printf("  --sqlite-lag-ms MS  with --sqlite-async: how long a change "
+	       "may wait to be\n"
+	       "                      committed (default %" PRIu32 ")\n",
+	       def.sqlite_lag_ms);
+	printf("  --sqlite-wait-ms MS without --sqlite-async: how long a "
+	       "change waits for\n"
+	       "                      another process's commit (default "
+	       "%" PRIu32 ")\n",
+	       def.sqlite_wait_ms);
 	printf("  --json              print one JSON object\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
@@ -1759,7 +1962,9 @@ static void help_stats(void)
 	       "unblocked, futex\n"
 	       "waits and wakes, streams opened, sessions created, deleted and "
 	       "expired,\n"
-	       "reaper passes.\n"
+	       "reaper passes, rows and transactions written to the SQLite "
+	       "database and\n"
+	       "attempts that failed.\n"
 	       "\n"
 	       "options:\n"
 	       "  --json        print one JSON object\n"
@@ -1782,11 +1987,19 @@ static void help_health(void)
 	       "its last pass;\n"
 	       "readers stuck in a read-side section; records awaiting "
 	       "reclamation; the\n"
-	       "committed and the virtual size of the segment. Degraded: a "
+	       "committed and the virtual size of the segment; the write-"
+	       "through to SQLite:\n"
+	       "none, synchronous or asynchronous, whether the database works "
+	       "(or its\n"
+	       "error), changes waiting and the age of the oldest, whether a "
+	       "rewrite of the\n"
+	       "whole database is due, the age of the last commit. Degraded: a "
 	       "dead process\n"
-	       "awaits recovery, no reaper runs, a reader is stuck, or "
-	       "sessions or registry\n"
-	       "slots are 90%% or more in use. Down: the index is corrupt.\n"
+	       "awaits recovery, no reaper runs, a reader is stuck, the "
+	       "database fails or\n"
+	       "changes wait ten times the lag allowed, or sessions or "
+	       "registry slots are\n"
+	       "90%% or more in use. Down: the index is corrupt.\n"
 	       "\n"
 	       "The exit status is the verdict, for probes: 0 healthy, 1 "
 	       "degraded, 2 down.\n"
@@ -1811,15 +2024,18 @@ static void help_reap(void)
 	       "removed with\n"
 	       "their streams, index buckets swept, record blocks and rings "
 	       "freed, claims\n"
-	       "of dead publishers unblocked. A pass sweeps a bounded share of "
-	       "the index;\n"
-	       "seshd(8) runs passes all the time. A reaper counts as running "
-	       "only while the\n"
-	       "process of its last pass lives, so once 'sesh reap' exits, "
-	       "'sesh health'\n"
-	       "says the reaper is absent, even beside a running seshd until "
-	       "its next pass.\n"
-	       "Fails if another pass is running.\n"
+	       "of dead publishers unblocked, rows written to the SQLite "
+	       "database, and why\n"
+	       "writing to it failed (no failure of the pass: the next one "
+	       "retries). A pass\n"
+	       "sweeps a bounded share of the index; seshd(8) runs passes all "
+	       "the time. A\n"
+	       "reaper counts as running only while the process of its last "
+	       "pass lives, so\n"
+	       "once 'sesh reap' exits, 'sesh health' says the reaper is "
+	       "absent, even beside\n"
+	       "a running seshd until its next pass. Fails if another pass is "
+	       "running.\n"
 	       "\n"
 	       "options:\n"
 	       "  --json      print one JSON object\n"
@@ -1912,6 +2128,10 @@ static const struct num_opt {
 	NUM(OPT_MAX_SUBSCRIPTIONS, "max-subscriptions", 10, false, UINT32_MAX,
 	    cfg.max_subscriptions),
 	NUM(OPT_MODE, "mode", 8, false, 07777, cfg.mode),
+	NUM(OPT_SQLITE_LAG_MS, "sqlite-lag-ms", 10, false, UINT32_MAX,
+	    cfg.sqlite_lag_ms),
+	NUM(OPT_SQLITE_WAIT_MS, "sqlite-wait-ms", 10, false, UINT32_MAX,
+	    cfg.sqlite_wait_ms),
 	NUM(OPT_TTL, "ttl", 10, false, UINT32_MAX, ttl_s),
 	NUM(OPT_EXPIRED, "expired", 10, false, UINT32_MAX, idle_s),
 	NUM(OPT_AFTER, "after", 10, false, UINT64_MAX, after),
@@ -1947,13 +2167,82 @@ static const char *set_number(struct args *a, int id, const char *arg)
 	return NULL;
 }
 
+/* The long name of option @id, without its dashes. */
+static const char *long_name(int id)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(all_opts); i++)
+		if (all_opts[i].val == id)
+			return all_opts[i].name;
+	return "?";
+}
+
+/*
+ * --sqlite PATH. The library wants an absolute path, because every
+ * process of the domain opens the file by the name kept in the segment,
+ * from whatever directory it runs in; a relative one is refused here
+ * rather than made absolute, so that the name stored is the name typed.
+ */
+static int set_sqlite(struct args *a, const char *arg)
+{
+	char q[128];
+
+	if (arg[0] != '/')
+		return usage_error(a->v->name,
+				   "--sqlite needs an absolute path, not '%s'",
+				   clean(q, sizeof(q), arg, SIZE_MAX));
+	if (strlen(arg) > SESH_SQLITE_PATH_MAX)
+		return usage_error(a->v->name,
+				   "--sqlite: the path is longer than %d bytes",
+				   SESH_SQLITE_PATH_MAX);
+	a->cfg.sqlite_path = arg;
+	return 0;
+}
+
+/*
+ * The database options that cannot take effect are usage errors: any of
+ * them without --sqlite, the lag without --sqlite-async (it bounds the
+ * background commits), the wait with it (it bounds a synchronous call).
+ * Returns 0 or the usage exit status.
+ */
+static int check_sqlite(const struct args *a)
+{
+	unsigned others = a->sqlite_opts & ~OPT_BIT(OPT_SQLITE);
+	bool async = a->cfg.sqlite_mode == SESH_SQLITE_ASYNC;
+
+	if (others && !a->cfg.sqlite_path) {
+		int id = OPT_SQLITE_ASYNC;
+
+		while (!(others & OPT_BIT(id)))
+			id++;
+		return usage_error(a->v->name,
+				   "--%s is for a database: it needs --sqlite",
+				   long_name(id));
+	}
+	if ((a->sqlite_opts & OPT_BIT(OPT_SQLITE_LAG_MS)) && !async)
+		return usage_error(a->v->name,
+				   "--sqlite-lag-ms is for the asynchronous "
+				   "mode: it needs --sqlite-async");
+	if ((a->sqlite_opts & OPT_BIT(OPT_SQLITE_WAIT_MS)) && async)
+		return usage_error(a->v->name,
+				   "--sqlite-wait-ms is for the synchronous "
+				   "mode: not with --sqlite-async");
+	return 0;
+}
+
 /* Take option @c of any verb (getopt_long() has checked that this verb
  * takes it). Returns 0, the usage exit status, or -1 for a bad option. */
 static int parse_opt(struct args *a, int c, const char *arg)
 {
 	const char *bad;
 
+	if (c >= OPT_SQLITE && c <= OPT_SQLITE_WAIT_MS)
+		a->sqlite_opts |= OPT_BIT(c);
 	switch (c) {
+	case OPT_SQLITE:
+		return set_sqlite(a, arg);
+	case OPT_SQLITE_ASYNC:
+		a->cfg.sqlite_mode = SESH_SQLITE_ASYNC;
+		return 0;
 	case OPT_NS:
 		a->ns = arg;
 		return 0;
@@ -2071,6 +2360,8 @@ static bool parse_verb(const struct verb *v, int argc, char **argv,
 		err = usage_error(v->name, "missing %s", what[a->operands]);
 	if (!err && v->needs_meta && !a->meta_given)
 		err = usage_error(v->name, "missing --meta or --meta-file");
+	if (!err)
+		err = check_sqlite(a);
 	if (!err && a->lines && a->operands > 2 && strcmp(a->operand[2], "-"))
 		err = usage_error(v->name, "--lines reads standard input: "
 					   "give no MESSAGE, or -");
@@ -2125,6 +2416,71 @@ static int exit_status(const struct verb *v, int status)
 							: status;
 }
 
+/* Why the directory of the absolute @path cannot hold a file, as far as
+ * stat() tells, or NULL. */
+static const char *dir_problem(const char *path)
+{
+	char dir[SESH_SQLITE_PATH_MAX + 1];
+	const char *slash = strrchr(path, '/');
+	size_t len = slash == path ? 1 : (size_t)(slash - path);
+	struct stat st;
+
+	if (len > SESH_SQLITE_PATH_MAX)
+		return NULL;
+	memcpy(dir, path, len);
+	dir[len] = '\0';
+	if (stat(dir, &st) != 0)
+		return strerror(errno);
+	return S_ISDIR(st.st_mode) ? NULL : strerror(ENOTDIR);
+}
+
+/*
+ * Report that creating the domain failed. The library's words for some
+ * errors are too general here: with --sqlite, -EIO, -EPROTO and -ENOSPC
+ * may be the database's. Returns the exit status.
+ */
+static int fail_create(const struct args *a, int err)
+{
+	const char *path = a->cfg.sqlite_path, *dir;
+	char q[4 * SESH_SQLITE_PATH_MAX + 8];
+	char reason[sizeof(q) + 256];
+
+	if (err == -EINVAL) {
+		snprintf(reason, sizeof(reason),
+			 "invalid argument: a bad name, or a capacity%s out "
+			 "of range (see sesh_open(3))",
+			 path ? " or a database option" : "");
+	} else if (!path) {
+		return fail(a->v->name, a->operand[0], err);
+	} else if (err == -ENOTSUP) {
+		snprintf(reason, sizeof(reason),
+			 "--sqlite: this sesh library was built without "
+			 "SQLite");
+	} else if (err == -EIO && (dir = dir_problem(path)) != NULL) {
+		snprintf(reason, sizeof(reason),
+			 "the database %s cannot be created: its directory: %s",
+			 clean(q, sizeof(q), path, SIZE_MAX), dir);
+	} else if (err == -EIO) {
+		snprintf(reason, sizeof(reason),
+			 "the database %s cannot be opened, created or read "
+			 "(or an unexpected system error)",
+			 clean(q, sizeof(q), path, SIZE_MAX));
+	} else if (err == -EPROTO) {
+		snprintf(reason, sizeof(reason),
+			 "%s is not a sesh database, or has a newer schema",
+			 clean(q, sizeof(q), path, SIZE_MAX));
+	} else if (err == -ENOSPC) {
+		snprintf(reason, sizeof(reason),
+			 "no space left: the database %s holds more live "
+			 "sessions than --max-sessions or metadata larger than "
+			 "--max-metadata, or the segment is too large",
+			 clean(q, sizeof(q), path, SIZE_MAX));
+	} else {
+		return fail(a->v->name, a->operand[0], err);
+	}
+	return fail_because(a->v->name, a->operand[0], reason);
+}
+
 /*
  * Run a verb that works on one domain: parse its arguments, attach to the
  * domain (creating it only if the verb says so), act, detach; the exit
@@ -2151,6 +2507,8 @@ static int cmd_domain(const struct verb *v, int argc, char **argv)
 	if (!err) {
 		err = v->act(d, &a);
 		sesh_close(d);
+	} else if (v->open_flags & SESH_CREATE) {
+		err = fail_create(&a, err);
 	}
 	free(a.meta_buf);
 	if (err < 0)
@@ -2259,7 +2617,7 @@ static const struct verb verbs[] = {
 	 .run = cmd_domain,
 	 .help = help_create,
 	 .act = act_describe,
-	 .opts = CAPACITY_OPTS | OPT_BIT(OPT_JSON),
+	 .opts = CREATE_OPTS | OPT_BIT(OPT_JSON),
 	 .need = 1,
 	 .max = 1,
 	 .open_flags = SESH_CREATE | SESH_EXCL},

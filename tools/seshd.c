@@ -15,7 +15,8 @@
  * schedule back). The wait is sigtimedwait() on SIGTERM, SIGINT and SIGHUP,
  * which stay blocked the whole time: a signal that comes during a pass
  * waits for it to finish, one that comes during the wait ends it at once,
- * and no code runs in a signal handler.
+ * and no code runs in a signal handler. A pass that fails is logged and
+ * the loop goes on; the same error is logged at most once a minute.
  *
  * Before each pass it checks, with one stat(), that the domain's name
  * still leads to the segment it has mapped. A domain removed (and perhaps
@@ -67,8 +68,9 @@
 /* The same error is logged at most once in this long. */
 #define QUIET_NS (60 * NS_PER_SEC)
 
-/* Values of the long options. The capacities come first, in the order of
- * `sesh create`, from OPT_MAX_SESSIONS to OPT_MODE. */
+/* Values of the long options. The options of creating come first, in the
+ * order of `sesh create`: the capacities, from OPT_MAX_SESSIONS to
+ * OPT_MODE, then the database, from OPT_SQLITE to OPT_SQLITE_WAIT_MS. */
 enum {
 	OPT_MAX_SESSIONS = 256,
 	OPT_STREAM_BYTES,
@@ -79,6 +81,10 @@ enum {
 	OPT_UNBLOCK_MS,
 	OPT_MAX_SUBSCRIPTIONS,
 	OPT_MODE,
+	OPT_SQLITE,
+	OPT_SQLITE_ASYNC,
+	OPT_SQLITE_LAG_MS,
+	OPT_SQLITE_WAIT_MS,
 	OPT_INTERVAL_MS,
 	OPT_CREATE,
 	OPT_FOREGROUND,
@@ -96,6 +102,10 @@ static const struct option long_opts[] = {
 	{"unblock-ms", required_argument, NULL, OPT_UNBLOCK_MS},
 	{"max-subscriptions", required_argument, NULL, OPT_MAX_SUBSCRIPTIONS},
 	{"mode", required_argument, NULL, OPT_MODE},
+	{"sqlite", required_argument, NULL, OPT_SQLITE},
+	{"sqlite-async", no_argument, NULL, OPT_SQLITE_ASYNC},
+	{"sqlite-lag-ms", required_argument, NULL, OPT_SQLITE_LAG_MS},
+	{"sqlite-wait-ms", required_argument, NULL, OPT_SQLITE_WAIT_MS},
 	{"interval-ms", required_argument, NULL, OPT_INTERVAL_MS},
 	{"create", no_argument, NULL, OPT_CREATE},
 	{"foreground", no_argument, NULL, OPT_FOREGROUND},
@@ -115,7 +125,9 @@ struct opts {
 	bool use_syslog;
 	bool verbose;
 	sesh_config_t cfg;
-	int first_capacity; /* the first capacity option given, or 0 */
+	int first_capacity; /* the first option of creating given, or 0 */
+	bool lag_given;	    /* --sqlite-lag-ms */
+	bool wait_given;    /* --sqlite-wait-ms */
 };
 
 /* One error of one step and when it was last logged, for log_error(). */
@@ -142,6 +154,8 @@ struct seshd {
 	bool standby_quiet; /* standing by was not logged */
 	int64_t standby_logged_ns;
 	uint64_t failed_passes; /* in a row */
+	uint64_t failed_writes; /* passes in a row that could not write to
+				 * the database */
 	uint64_t passes;	/* completed by this process */
 	struct quiet quiet[8];
 };
@@ -274,8 +288,9 @@ static void help(void)
 	       INTERVAL_MS_MIN, INTERVAL_MS_MAX, INTERVAL_MS_DEFAULT);
 	printf("  --create             create the domain if it does not exist, "
 	       "with the\n"
-	       "                       capacities below; they are usage errors "
-	       "without it\n");
+	       "                       capacities and the database below; they "
+	       "are usage\n"
+	       "                       errors without it\n");
 	printf("  --max-sessions N     sessions the domain holds (default "
 	       "%zu)\n",
 	       def.max_sessions);
@@ -306,6 +321,23 @@ static void help(void)
 	printf("  --mode OCTAL         permissions of the shared-memory object "
 	       "(default %04o)\n",
 	       (unsigned)def.mode);
+	printf("  --sqlite PATH        write the sessions through to the "
+	       "SQLite database PATH,\n"
+	       "                       an absolute path; the sessions it holds "
+	       "are restored\n");
+	printf("  --sqlite-async       commit in the background; by default, "
+	       "each create,\n"
+	       "                       update or delete waits for its commit"
+	       "\n");
+	printf("  --sqlite-lag-ms MS   with --sqlite-async: how long a change "
+	       "may wait to be\n"
+	       "                       committed (default %" PRIu32 ")\n",
+	       def.sqlite_lag_ms);
+	printf("  --sqlite-wait-ms MS  without --sqlite-async: how long a "
+	       "change waits for\n"
+	       "                       another process's commit (default "
+	       "%" PRIu32 ")\n",
+	       def.sqlite_wait_ms);
 	printf("  --foreground         do not become a daemon; log to stderr\n"
 	       "  --syslog             log to syslog, in the foreground too\n"
 	       "  --verbose            log every pass, not only those that did "
@@ -431,6 +463,14 @@ static int set_number(struct opts *o, int id, const char *arg)
 	case OPT_MODE:
 		o->cfg.mode = (mode_t)n;
 		break;
+	case OPT_SQLITE_LAG_MS:
+		o->cfg.sqlite_lag_ms = (uint32_t)n;
+		o->lag_given = true;
+		break;
+	case OPT_SQLITE_WAIT_MS:
+		o->cfg.sqlite_wait_ms = (uint32_t)n;
+		o->wait_given = true;
+		break;
 	case OPT_INTERVAL_MS:
 		if (n < INTERVAL_MS_MIN || n > INTERVAL_MS_MAX)
 			return usage_error("--interval-ms must be %u to %u, "
@@ -440,8 +480,65 @@ static int set_number(struct opts *o, int id, const char *arg)
 		o->interval_ms = (uint32_t)n;
 		break;
 	}
-	if (id <= OPT_MODE && !o->first_capacity)
+	if (id <= OPT_SQLITE_WAIT_MS && !o->first_capacity)
 		o->first_capacity = id;
+	return 0;
+}
+
+/*
+ * --sqlite PATH, which must be absolute, as every process of the domain
+ * opens the file by the name kept in the segment, from whatever directory
+ * it runs in. Returns 0 or the usage exit status.
+ */
+static int set_sqlite(struct opts *o, const char *arg)
+{
+	char q[128];
+
+	if (arg[0] != '/')
+		return usage_error("--sqlite needs an absolute path, not '%s'",
+				   clean(q, sizeof(q), arg));
+	if (strlen(arg) > SESH_SQLITE_PATH_MAX)
+		return usage_error("--sqlite: the path is longer than %d bytes",
+				   SESH_SQLITE_PATH_MAX);
+	o->cfg.sqlite_path = arg;
+	if (!o->first_capacity)
+		o->first_capacity = OPT_SQLITE;
+	return 0;
+}
+
+/*
+ * The options of creating that cannot take effect are usage errors, as
+ * `sesh create` has them: any of them without --create; --sqlite above
+ * all, since the database of a domain that exists is the one it was
+ * created with, which no call reports (sesh_info() does not), so seshd
+ * could not even check it. Then the database options without --sqlite,
+ * the lag without --sqlite-async, the wait with it. Returns 0 or the
+ * usage exit status.
+ */
+static int check_create(const struct opts *o)
+{
+	bool async = o->cfg.sqlite_mode == SESH_SQLITE_ASYNC;
+
+	if (o->cfg.sqlite_path && !o->create)
+		return usage_error("--sqlite is for creating the domain: it "
+				   "needs --create (the database of a domain "
+				   "that exists is the one it was created "
+				   "with, and seshd cannot learn which)");
+	if (o->first_capacity && !o->create)
+		return usage_error("--%s is for creating the domain: it needs "
+				   "--create",
+				   opt_name(o->first_capacity));
+	if (!o->cfg.sqlite_path && (async || o->lag_given || o->wait_given))
+		return usage_error("--%s is for a database: it needs --sqlite",
+				   async	  ? "sqlite-async"
+				   : o->lag_given ? "sqlite-lag-ms"
+						  : "sqlite-wait-ms");
+	if (o->lag_given && !async)
+		return usage_error("--sqlite-lag-ms is for the asynchronous "
+				   "mode: it needs --sqlite-async");
+	if (o->wait_given && async)
+		return usage_error("--sqlite-wait-ms is for the synchronous "
+				   "mode: not with --sqlite-async");
 	return 0;
 }
 
@@ -519,6 +616,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case OPT_VERBOSE:
 			o->verbose = true;
 			break;
+		case OPT_SQLITE:
+			err = set_sqlite(o, optarg);
+			break;
+		case OPT_SQLITE_ASYNC:
+			o->cfg.sqlite_mode = SESH_SQLITE_ASYNC;
+			if (!o->first_capacity)
+				o->first_capacity = OPT_SQLITE_ASYNC;
+			break;
 		case ':':
 		case '?':
 			err = option_error(c, argv);
@@ -534,11 +639,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		return err;
 	if (!o->name)
 		return usage_error("missing domain name");
-	if (o->first_capacity && !o->create)
-		return usage_error("--%s is for creating the domain: it needs "
-				   "--create",
-				   opt_name(o->first_capacity));
-	return -1;
+	err = check_create(o);
+	return err ? err : -1;
 }
 
 /* ----------------------------------------------------------------------
@@ -583,6 +685,31 @@ static int take_ident(struct seshd *sd, sesh_t *d, const struct stat *st,
 	return 0;
 }
 
+/*
+ * With --create and --sqlite, a domain that existed keeps the database it
+ * was created with, or none: say so when its mode is not what the options
+ * ask for. Its path cannot be compared, as no call reports it.
+ */
+static void check_database(struct seshd *sd)
+{
+	const sesh_config_t *c = &sd->o->cfg;
+	int want = c->sqlite_mode == SESH_SQLITE_ASYNC ? 2 : 1;
+	sesh_health_t h;
+
+	memset(&h, 0, sizeof(h));
+	if (sesh_health(sd->d, &h) != 0 || h.persist == want)
+		return;
+	if (h.persist == 0)
+		logmsg(LOG_WARNING, "--sqlite not used: the domain existed, "
+				    "and writes to no database");
+	else
+		logmsg(LOG_WARNING,
+		       "the domain existed, and writes to its database %s, "
+		       "not %s",
+		       h.persist == 1 ? "synchronously" : "asynchronously",
+		       want == 1 ? "synchronously" : "asynchronously");
+}
+
 /* Attach to the domain, creating it with --create. Returns 0 or a
  * negative errno. */
 static int attach(struct seshd *sd)
@@ -604,6 +731,10 @@ static int attach(struct seshd *sd)
 		return err;
 	}
 	sd->d = d;
+	/* The name led to a file before the open: this one, most likely,
+	 * and not made by us. */
+	if (o->create && o->cfg.sqlite_path && have_st)
+		check_database(sd);
 	return 0;
 }
 
@@ -646,20 +777,76 @@ static int check_name(struct seshd *sd)
 	return 1;
 }
 
-/* Why attaching failed, in words: -ENOENT and -EINVAL can say more
- * here than the library's words for them. */
+/* Why the directory of the absolute @path cannot hold a file, as far as
+ * stat() tells, or NULL. */
+static const char *dir_problem(const char *path)
+{
+	char dir[SESH_SQLITE_PATH_MAX + 1];
+	const char *slash = strrchr(path, '/');
+	size_t len = slash == path ? 1 : (size_t)(slash - path);
+	struct stat st;
+
+	if (len > SESH_SQLITE_PATH_MAX)
+		return NULL;
+	memcpy(dir, path, len);
+	dir[len] = '\0';
+	if (stat(dir, &st) != 0)
+		return strerror(errno);
+	return S_ISDIR(st.st_mode) ? NULL : strerror(ENOTDIR);
+}
+
+/*
+ * Why attaching failed, in words: -ENOENT and -EINVAL can say more here
+ * than the library's words for them, and so can -EIO, -EPROTO, -ENOSPC
+ * and -ENOTSUP when creating with a database, which may be its errors.
+ * The words may be in a static buffer, valid until the next call.
+ */
 static const char *attach_error(const struct seshd *sd, int err)
 {
+	static char buf[4 * SESH_SQLITE_PATH_MAX + 256];
+	const char *path = sd->o->create ? sd->o->cfg.sqlite_path : NULL, *dir;
+	char q[4 * SESH_SQLITE_PATH_MAX + 8];
+
+	if (err == -EINVAL && path)
+		return "invalid argument: a bad name, or a capacity or a "
+		       "database option out of range (see sesh_open(3))";
 	if (err == -EINVAL && sd->o->create)
 		return "invalid argument: a bad name, or a capacity out of "
 		       "range (see sesh_open(3))";
 	if (err == -EINVAL)
 		return "invalid argument: a bad name";
-	if (err != -ENOENT)
-		return sesh_strerror(err);
-	if (sd->o->create)
+	if (err == -ENOENT && sd->o->create)
 		return "no such directory (SESH_SHM_DIR)";
-	return "no such domain (--create makes it)";
+	if (err == -ENOENT)
+		return "no such domain (--create makes it)";
+	if (!path)
+		return sesh_strerror(err);
+	if (err == -ENOTSUP)
+		return "--sqlite: this sesh library was built without SQLite";
+	if (err == -EIO && (dir = dir_problem(path)) != NULL)
+		snprintf(buf, sizeof(buf),
+			 "the database %s cannot be created: its directory: %s",
+			 clean(q, sizeof(q), path), dir);
+	else if (err == -EIO)
+		snprintf(buf, sizeof(buf),
+			 "the database %s cannot be opened, created or read "
+			 "(or an unexpected system error)",
+			 clean(q, sizeof(q), path));
+	else if (err == -EPROTO)
+		snprintf(buf, sizeof(buf),
+			 "%s is not a sesh database, or has a newer schema "
+			 "(or the domain's object is not a sesh domain)",
+			 clean(q, sizeof(q), path));
+	else if (err == -ENOSPC)
+		snprintf(buf, sizeof(buf),
+			 "no space left: the database %s holds more live "
+			 "sessions than --max-sessions or metadata larger than "
+			 "--max-metadata, or the segment is too large, or the "
+			 "registry is full",
+			 clean(q, sizeof(q), path));
+	else
+		return sesh_strerror(err);
+	return buf;
 }
 
 /* Detach from a domain that is no longer NAME's. */
@@ -670,32 +857,81 @@ static void detach(struct seshd *sd)
 	sd->have_ident = false;
 	sd->standing_by = false;
 	sd->failed_passes = 0;
+	sd->failed_writes = 0;
 }
 
 /* ----------------------------------------------------------------------
  * Passes
  */
 
-/* Log what a pass did: with the numbers of the report, when it did
- * something or with --verbose. */
+/*
+ * Log what a pass did: with the numbers of the report, when it did
+ * something or with --verbose. Rows written to the database are routine
+ * (the last-seen times of sessions in use), so they alone do not make a
+ * pass worth a line; they are on the line when there are any.
+ */
 static void log_pass(struct seshd *sd, const sesh_reap_report_t *r)
 {
 	bool did = r->processes_recovered || r->full_recovery ||
 		   r->sessions_expired || r->holes_unblocked ||
 		   r->rings_freed || r->blocks_freed;
+	char rows[48] = "";
 
 	if (!did && !sd->o->verbose)
 		return;
+	if (r->persist_rows)
+		snprintf(rows, sizeof(rows), " persist_rows=%zu",
+			 r->persist_rows);
 	logmsg(LOG_INFO,
 	       "pass %" PRIu64 ": processes_recovered=%" PRIu32
 	       " full_recovery=%" PRIu32 " sessions_expired=%zu"
 	       " holes_unblocked=%zu rings_freed=%zu blocks_freed=%zu"
-	       " buckets_scanned=%zu sweep_wrapped=%" PRIu32
+	       " buckets_scanned=%zu sweep_wrapped=%" PRIu32 "%s"
 	       " duration_us=%" PRIu64,
 	       r->pass, r->processes_recovered, r->full_recovery,
 	       r->sessions_expired, r->holes_unblocked, r->rings_freed,
-	       r->blocks_freed, r->buckets_scanned, r->sweep_wrapped,
+	       r->blocks_freed, r->buckets_scanned, r->sweep_wrapped, rows,
 	       r->duration_ns / 1000);
+}
+
+/*
+ * A pass that could not write to the database is no failed pass: the
+ * changes stay noted, and the next pass retries. It is logged as an error
+ * all the same, at most once a minute, with the database's own words,
+ * which sesh_health() has (the report says only -EIO).
+ */
+static void log_persist(struct seshd *sd, const sesh_reap_report_t *r)
+{
+	char reason[4 * sizeof(((sesh_health_t *)0)->persist_error) + 64];
+	char q[4 * sizeof(((sesh_health_t *)0)->persist_error) + 8];
+	sesh_health_t h;
+
+	if (r->persist_error == 0 && sd->failed_writes == 0)
+		return;
+	memset(&h, 0, sizeof(h));
+	if (sesh_health(sd->d, &h) != 0)
+		h.persist_ok = r->persist_error == 0;
+	if (r->persist_error == 0) {
+		/* A pass that found another process committing did not
+		 * write: only the database's state says it works. */
+		if (h.persist_ok) {
+			logmsg(LOG_NOTICE,
+			       "the database works again, after %" PRIu64
+			       " passes that could not write to it",
+			       sd->failed_writes);
+			sd->failed_writes = 0;
+		}
+		return;
+	}
+	sd->failed_writes++;
+	if (!h.persist_ok && h.persist_error[0])
+		snprintf(reason, sizeof(reason),
+			 "writing to the database failed: %s; see sesh health",
+			 clean(q, sizeof(q), h.persist_error));
+	else
+		snprintf(reason, sizeof(reason),
+			 "writing to the database failed; see sesh health");
+	log_error(sd, "persistence", r->persist_error, reason);
 }
 
 /*
@@ -753,6 +989,7 @@ static void reap(struct seshd *sd)
 		sd->failed_passes = 0;
 	}
 	log_pass(sd, &r);
+	log_persist(sd, &r);
 }
 
 /*
