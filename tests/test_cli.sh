@@ -345,13 +345,18 @@ check "info --json has every key" json_keys name ns layout_version \
 	domain_id created_ns created max_sessions stream_bytes max_message \
 	max_metadata idle_ttl_s max_processes unblock_ms max_subscriptions \
 	mode segment_bytes committed_bytes processes_alive processes_dead \
-	sessions streams_open processes slot pid comm alive self \
-	attached_ns incarnation
+	sessions streams_open sqlite_path sqlite_mode sqlite_lag_ms \
+	sqlite_wait_ms processes slot pid comm alive self attached_ns \
+	incarnation
 check "info --json shows the default unblock_ms 1000" json_num unblock_ms 1000
 check "info --json shows the default max_subscriptions 4096" \
 	json_num max_subscriptions 4096
 check "info --json shows no streams open" json_num streams_open 0
 check "info --json shows no sessions yet" json_num sessions 0
+check "info --json shows no database: path null, mode \"none\"" \
+	eval 'out_has "\"sqlite_path\": null," && json_str sqlite_mode none &&
+	out_has "\"sqlite_lag_ms\": null," &&
+	out_has "\"sqlite_wait_ms\": null,"'
 check "info --json shows this process alive" \
 	out_has '"alive": *true, *"self": *true'
 if command -v python3 >/dev/null 2>&1; then
@@ -376,6 +381,8 @@ check "info shows unblock after 1000 ms" out_has '^unblock after: +1000 ms$'
 check "info shows max subscriptions 4096" \
 	out_has '^max subscriptions: +4096 per process$'
 check "info shows streams open 0" out_has '^streams open: +0$'
+check "info shows database none, and no mode" \
+	eval 'out_has "^database: +none$" && not out_has "^database mode:"'
 
 run info "$missing"
 check "info of a missing domain: exit 1, one line on stderr" \
@@ -1139,8 +1146,11 @@ mkdir "$tmp/db"
 run create "$pdom" --sqlite "$tmp/db/nodir/x.db"
 check "create --sqlite in a missing directory: exit 1, one line" \
 	failed create "$pdom"
-check "  ... which names the directory" \
-	grep -q 'cannot be created: its directory: ' "$tmp/err"
+# A library without SQLite says so before it looks at the directory.
+if ! grep -q 'without SQLite' "$tmp/err"; then
+	check "  ... which names the directory" \
+		grep -q 'cannot be created: its directory: ' "$tmp/err"
+fi
 check "  ... and no domain" no_object "$pdom"
 run create "$pdom" --sqlite "$tmp/db/x.db" --max-sessions 100
 if status_is 1 && grep -q 'without SQLite' "$tmp/err"; then
@@ -1151,6 +1161,10 @@ else
 	skip_db=no
 	check "create --sqlite exits 0" succeeded
 	check "  ... and makes the database" test -s "$tmp/db/x.db"
+	check "  ... and describes it: path, synchronous, lag and wait" \
+		out_has_all "^database: +$tmp/db/x.db\$" \
+		'^database mode: +synchronous$' '^database lag: +1000 ms$' \
+		'^database wait: +5000 ms$'
 fi
 if test $skip_db = no; then
 	run session create "$pdom" p-keep --user alice --meta one --ttl 600
@@ -1272,6 +1286,48 @@ if test $skip_db = no; then
 			grep -qx "p-upd|newer" "$tmp/rows" &&
 			grep -qx "p-back|" "$tmp/rows"'
 	fi
+	run rm "$pdom"
+
+	echo "== persistence: what a restore refuses"
+	# x.db holds 5 live sessions; the longest metadata is "generated".
+	run create "$pdom" --sqlite "$tmp/db/x.db" --max-metadata 4
+	check "create --max-metadata under a session's: exit 1, one line" \
+		failed create "$pdom"
+	check "  ... which names the database and --max-metadata" \
+		grep -q "the database $tmp/db/x.db holds a session whose metadata is larger than --max-metadata" "$tmp/err"
+	check "  ... and no domain" no_object "$pdom"
+	run create "$pdom" --sqlite "$tmp/db/x.db" --max-sessions 2
+	check "create --max-sessions under the sessions held: exit 1" \
+		failed create "$pdom"
+	check "  ... which says more live sessions than --max-sessions" \
+		grep -q "the database $tmp/db/x.db holds more live sessions than --max-sessions, or the segment is too large$" "$tmp/err"
+	check "  ... and no domain" no_object "$pdom"
+	printf 'no database in here\n' >"$tmp/junk.db"
+	cp "$tmp/junk.db" "$tmp/junk.want"
+	run create "$pdom" --sqlite "$tmp/junk.db"
+	check "create --sqlite of a file that is not SQLite: exit 1" \
+		failed create "$pdom"
+	check "  ... which says it is not a sesh database" \
+		grep -q "$tmp/junk.db is not a sesh database" "$tmp/err"
+	check "  ... and no domain" no_object "$pdom"
+	check "  ... and the file as it was" cmp -s "$tmp/junk.db" \
+		"$tmp/junk.want"
+
+	run create "$pdom" --sqlite "$tmp/db/x.db" --sqlite-async \
+		--sqlite-lag-ms 250 --json
+	check "create --sqlite-async --sqlite-lag-ms 250 exits 0" succeeded
+	run info "$pdom" --json
+	check "info --json: the path, asynchronous, lag 250, wait 5000" \
+		eval 'json_str sqlite_path "$tmp/db/x.db" &&
+		json_str sqlite_mode asynchronous &&
+		json_num sqlite_lag_ms 250 && json_num sqlite_wait_ms 5000'
+	if have_python; then
+		check "  ... valid JSON" valid_json
+	fi
+	run info "$pdom"
+	check "info: database mode asynchronous, lag 250 ms" \
+		out_has_all '^database mode: +asynchronous$' \
+		'^database lag: +250 ms$'
 	run rm "$pdom"
 
 	if have_sqlite3; then

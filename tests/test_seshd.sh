@@ -6,9 +6,10 @@
 # others, keep the domain healthy, go on after kill -9, share a domain with
 # a second seshd, stop on SIGTERM, follow a domain removed and created
 # again, write sessions through to SQLite and say when the database fails,
-# and daemonize only once attached. Every wait is a poll against a
-# deadline. The trap kills every seshd started here and removes the
-# domains. Run by `make check`, which sets SESH_BIN and SESHD_BIN; by hand:
+# refuse a domain whose database is not that of --sqlite, and daemonize
+# only once attached. Every wait is a poll against a deadline. The trap
+# kills every seshd started here and removes the domains. Run by `make
+# check`, which sets SESH_BIN and SESHD_BIN; by hand:
 #   SESH_BIN=tools/sesh SESHD_BIN=tools/seshd bash tests/test_seshd.sh
 # Exit status: 0 all checks passed, 1 one failed, 77 skipped (no binaries).
 
@@ -156,9 +157,10 @@ rc=0
 "$SESHD_BIN" --foreground 2>"$tmp/err" || rc=$?
 [ "$rc" -eq 2 ] || fail "no NAME: status $rc, not 2" "$tmp/err"
 rc=0
-"$SESHD_BIN" "$pdom" --sqlite "$tmp/x.db" --foreground 2>"$tmp/err" || rc=$?
-[ "$rc" -eq 2 ] && has "$tmp/err" "needs --create (the database of a" ||
-	fail "--sqlite without --create: status $rc, not 2" "$tmp/err"
+"$SESHD_BIN" "$pdom" --sqlite "$tmp/x.db" --sqlite-async --foreground \
+	2>"$tmp/err" || rc=$?
+[ "$rc" -eq 2 ] && has "$tmp/err" "--sqlite-async is for creating the domain" ||
+	fail "--sqlite-async without --create: status $rc, not 2" "$tmp/err"
 rc=0
 "$SESHD_BIN" "$pdom" --create --sqlite x.db --foreground 2>"$tmp/err" ||
 	rc=$?
@@ -190,6 +192,31 @@ no_missing() { ! pgrep -f -- "seshd $missing" >/dev/null; }
 poll 2 no_missing || fail "a seshd of the missing domain is left"
 [ ! -e "$shmdir/sesh.$missing" ] || fail "the missing domain was created"
 ok "a missing domain without --create: exit 1, one line, no process"
+
+# --sqlite names the database the domain must write to: a domain with none
+# is refused, without --create or existing under it.
+"$SESH_BIN" create "$pdom" >/dev/null
+for create in "" --create; do
+	rc=0
+	# $create unquoted: empty without --create
+	"$SESHD_BIN" "$pdom" $create --sqlite "$tmp/x.db" --foreground \
+		</dev/null >"$tmp/out" 2>"$tmp/err" || rc=$?
+	[ "$rc" -eq 1 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] ||
+		fail "--sqlite ${create:-alone}, a domain without a database:" \
+			"status $rc" "$tmp/err"
+	# A library without SQLite refuses --create --sqlite first.
+	has "$tmp/err" "^seshd: $pdom: the domain .*writes to no database, not to $tmp/x.db (--sqlite)" ||
+		{ [ -n "$create" ] && has "$tmp/err" "without SQLite"; } ||
+		fail "--sqlite ${create:-alone}: the message" "$tmp/err"
+done
+rc=0
+"$SESHD_BIN" "$pdom" --sqlite "$tmp/x.db" </dev/null 2>"$tmp/err" || rc=$?
+[ "$rc" -eq 1 ] && has "$tmp/err" "writes to no database" ||
+	fail "--sqlite as a daemon, a domain without a database: status $rc" \
+		"$tmp/err"
+"$SESH_BIN" rm "$pdom"
+[ ! -e "$tmp/x.db" ] || fail "seshd --sqlite made a database"
+ok "--sqlite, a domain without a database: exit 1, one line that says so"
 
 # --- expiry ---------------------------------------------------------------
 
@@ -329,6 +356,29 @@ else
 		echo "# sqlite3 not found: the rows are checked by a restore"
 	fi
 	ok "seshd --sqlite-async: sessions written to the database at once"
+
+	# A second reaper that names the same database, by another name, is
+	# welcome; one that names another database is not; one with
+	# --create in the other mode is, with a warning.
+	ln -s "$tmp/db/x.db" "$tmp/link.db"
+	start "$tmp/q.log" "$pdom" --sqlite "$tmp/link.db" --interval-ms 100
+	stop "$pid" "$tmp/q.log"
+	for create in "" --create; do
+		rc=0
+		"$SESHD_BIN" "$pdom" $create --sqlite "$tmp/db/y.db" \
+			--foreground </dev/null 2>"$tmp/err" || rc=$?
+		[ "$rc" -eq 1 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+			has "$tmp/err" "writes to the database $tmp/db/x.db, not to $tmp/db/y.db (--sqlite)" ||
+			fail "--sqlite ${create:-alone} of another database:" \
+				"status $rc" "$tmp/err"
+	done
+	[ ! -e "$tmp/db/y.db" ] || fail "seshd --sqlite made another database"
+	start "$tmp/q.log" "$pdom" --create --sqlite "$tmp/db/x.db" \
+		--interval-ms 100
+	stop "$pid" "$tmp/q.log"
+	has "$tmp/q.log" "existed, and writes to its database asynchronously, not synchronously" ||
+		fail "no warning of the other mode" "$tmp/q.log"
+	ok "--sqlite checked: the same file runs, another fails, a mode warns"
 	if [ $have_health = yes ]; then
 		poll 3 healthy "$pdom" && has "$tmp/health" "asynchronous" ||
 			fail "health with a database" "$tmp/health"

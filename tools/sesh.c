@@ -16,53 +16,41 @@
  * options and operands the verb takes and the function that acts on the
  * attached handle, and cmd_domain() does the parsing, attaching, reporting
  * and detaching for all of them.
+ *
+ * What it has in common with seshd(8), the options of create, escaping,
+ * usage errors and the words for why attaching or creating failed, is in
+ * tool.c.
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "sesh.h"
+#include "tool.h"
 
-#define EXIT_USAGE 2
-
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+const char tool_prog[] = "sesh";
 
 /* Largest metadata of any domain (sesh_config_t.max_metadata): a bigger
  * --meta-file can never be stored. */
 #define META_FILE_MAX ((size_t)1 << 20)
 
 /* Values of the long options that have no short form. The options of
- * create come first: the capacities, from OPT_MAX_SESSIONS to OPT_MODE,
- * then the database, from OPT_SQLITE to OPT_SQLITE_WAIT_MS. */
+ * create come first (see tool.h): the capacities, from
+ * TOOL_OPT_MAX_SESSIONS to TOOL_OPT_MODE, then the database, from
+ * TOOL_OPT_SQLITE to TOOL_OPT_SQLITE_WAIT_MS. */
 enum {
-	OPT_MAX_SESSIONS = 256,
-	OPT_STREAM_BYTES,
-	OPT_MAX_MESSAGE,
-	OPT_MAX_METADATA,
-	OPT_IDLE_TTL,
-	OPT_MAX_PROCESSES,
-	OPT_UNBLOCK_MS,
-	OPT_MAX_SUBSCRIPTIONS,
-	OPT_MODE,
-	OPT_SQLITE,
-	OPT_SQLITE_ASYNC,
-	OPT_SQLITE_LAG_MS,
-	OPT_SQLITE_WAIT_MS,
-	OPT_NS,
+	OPT_NS = TOOL_OPT_END,
 	OPT_JSON,
 	OPT_USER,
 	OPT_META,
@@ -78,26 +66,14 @@ enum {
 };
 
 /* A verb lists the options it takes as a set of these bits. */
-#define OPT_BIT(id) (1u << (id - OPT_MAX_SESSIONS))
-_Static_assert(OPT_END - OPT_MAX_SESSIONS <= 32,
+#define OPT_BIT(id) TOOL_OPT_BIT(id)
+_Static_assert(OPT_END - TOOL_OPT_MAX_SESSIONS <= 32,
 	       "the options of a verb no longer fit an unsigned");
-#define CREATE_OPTS (OPT_BIT(OPT_NS) - 1) /* up to OPT_SQLITE_WAIT_MS */
+#define CREATE_OPTS (OPT_BIT(OPT_NS) - 1) /* up to TOOL_OPT_SQLITE_WAIT_MS */
 
 /* Every long option of the verbs but --help, which all of them take. */
 static const struct option all_opts[] = {
-	{"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
-	{"stream-bytes", required_argument, NULL, OPT_STREAM_BYTES},
-	{"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
-	{"max-metadata", required_argument, NULL, OPT_MAX_METADATA},
-	{"idle-ttl", required_argument, NULL, OPT_IDLE_TTL},
-	{"max-processes", required_argument, NULL, OPT_MAX_PROCESSES},
-	{"unblock-ms", required_argument, NULL, OPT_UNBLOCK_MS},
-	{"max-subscriptions", required_argument, NULL, OPT_MAX_SUBSCRIPTIONS},
-	{"mode", required_argument, NULL, OPT_MODE},
-	{"sqlite", required_argument, NULL, OPT_SQLITE},
-	{"sqlite-async", no_argument, NULL, OPT_SQLITE_ASYNC},
-	{"sqlite-lag-ms", required_argument, NULL, OPT_SQLITE_LAG_MS},
-	{"sqlite-wait-ms", required_argument, NULL, OPT_SQLITE_WAIT_MS},
+	TOOL_CREATE_LONG_OPTS,
 	{"ns", required_argument, NULL, OPT_NS},
 	{"json", no_argument, NULL, OPT_JSON},
 	{"user", required_argument, NULL, OPT_USER},
@@ -139,9 +115,7 @@ struct args {
 	const struct verb *v;
 	const char *operand[3];
 	size_t operands;
-	sesh_config_t cfg;    /* capacities and database, for create */
-	unsigned sqlite_opts; /* OPT_BIT()s of the database options
-			       * given */
+	struct tool_create create; /* capacities and database */
 	const char *ns;
 	const char *user;
 	const char *meta_file;
@@ -166,78 +140,23 @@ struct args {
  * Messages
  */
 
-/*
- * Write the byte @c into @out as itself, or as \xNN when it is not printable
- * ASCII or is the backslash (so that no byte can pass for an escape);
- * return the length written, without the NUL.
- */
-static size_t escape_byte(char out[5], unsigned char c)
-{
-	if (c < 0x20 || c >= 0x7f || c == '\\')
-		return (size_t)snprintf(out, 5, "\\x%02x", c);
-	out[0] = (char)c;
-	out[1] = '\0';
-	return 1;
-}
-
-/* Print @len bytes at @p to stdout, each escaped as escape_byte() does. */
+/* Print @len bytes at @p to stdout, each escaped as tool_escape_byte()
+ * does. */
 static void print_escaped(const void *p, size_t len)
 {
 	const unsigned char *b = p;
 	char tmp[5];
 
 	for (size_t i = 0; i < len; i++)
-		fwrite(tmp, 1, escape_byte(tmp, b[i]), stdout);
+		fwrite(tmp, 1, tool_escape_byte(tmp, b[i]), stdout);
 }
 
-/*
- * Copy @s into @buf with every byte escaped as escape_byte() does, so that
- * a name or argument can never break the one-line promise of an error
- * message. Long input is cut with "...".
- */
-static const char *clean(char *buf, size_t size, const char *s, size_t max)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < max && s[i]; i++) {
-		char tmp[5];
-		size_t len = escape_byte(tmp, (unsigned char)s[i]);
-
-		if (o + len + 4 > size) {
-			memcpy(buf + o, "...", 4);
-			return buf;
-		}
-		memcpy(buf + o, tmp, len);
-		o += len;
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
-/* The letter of a short option, cleaned as above. */
+/* The letter of a short option, cleaned as tool_clean() does. */
 static const char *short_name(char *buf, size_t size, int c)
 {
 	char s[2] = {(char)c, '\0'};
 
-	return clean(buf, size, s, 1);
-}
-
-/* Print a usage error and the hint; return the usage exit status. */
-static int usage_error(const char *verb, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int usage_error(const char *verb, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("sesh: ", stderr);
-	if (verb)
-		fprintf(stderr, "%s: ", verb);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\ntry 'sesh --help'\n", stderr);
-	return EXIT_USAGE;
+	return tool_clean(buf, size, s, 1);
 }
 
 /*
@@ -250,7 +169,7 @@ static void say(const char *verb, const char *name, const char *reason)
 
 	if (name)
 		fprintf(stderr, "sesh: %s: %s: %s\n", verb,
-			clean(q, sizeof(q), name, SIZE_MAX), reason);
+			tool_clean(q, sizeof(q), name, SIZE_MAX), reason);
 	else
 		fprintf(stderr, "sesh: %s: %s\n", verb, reason);
 }
@@ -266,87 +185,6 @@ static int fail_because(const char *verb, const char *name, const char *reason)
 static int fail(const char *verb, const char *name, int err)
 {
 	return fail_because(verb, name, sesh_strerror(err));
-}
-
-/*
- * Turn what getopt_long() returned for a bad option ('?' or ':') into a
- * usage error. The optstrings start with '-' (options and operands in
- * order, no permutation), so argv[optind - 1] is the word just examined.
- */
-static int option_error(const char *verb, const struct option *opts, int c,
-			char **argv)
-{
-	const char *word = argv[optind - 1];
-	char q[128];
-
-	if (c == ':')
-		return usage_error(verb, "option '%s' needs an argument",
-				   clean(q, sizeof(q), word, SIZE_MAX));
-	if (optopt >= 256) {
-		for (const struct option *o = opts; o->name; o++)
-			if (o->val == optopt)
-				return usage_error(
-					verb, "option '--%s' takes no argument",
-					o->name);
-	}
-	if (optopt > 0 && strncmp(word, "--", 2) != 0)
-		return usage_error(verb, "unknown option '-%s'",
-				   short_name(q, sizeof(q), optopt));
-	return usage_error(verb, "unknown or ambiguous option '%s'",
-			   clean(q, sizeof(q), word, SIZE_MAX));
-}
-
-/* ----------------------------------------------------------------------
- * Numbers
- */
-
-/*
- * Parse an unsigned number strictly: digits of @base only (no sign, no
- * blank, not empty), then, if @scaled, one optional k, m or g (powers of
- * 1024); the result must not exceed @max.
- */
-static bool parse_number(const char *s, int base, bool scaled,
-			 unsigned long long max, unsigned long long *out)
-{
-	unsigned long long v, mul = 1;
-	char *end;
-
-	if (!isdigit((unsigned char)s[0]))
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, base);
-	if (errno || end == s)
-		return false;
-	if (scaled && *end) {
-		switch (*end++) {
-		case 'k':
-		case 'K':
-			mul = 1ull << 10;
-			break;
-		case 'm':
-		case 'M':
-			mul = 1ull << 20;
-			break;
-		case 'g':
-		case 'G':
-			mul = 1ull << 30;
-			break;
-		default:
-			return false;
-		}
-	}
-	if (*end || v > max / mul)
-		return false;
-	*out = v * mul;
-	return true;
-}
-
-static int bad_number(const char *verb, const char *opt, const char *arg)
-{
-	char q[128];
-
-	return usage_error(verb, "bad number for --%s: '%s'", opt,
-			   clean(q, sizeof(q), arg, SIZE_MAX));
 }
 
 /* ----------------------------------------------------------------------
@@ -417,6 +255,30 @@ static const char *human_size(char *buf, size_t size, uint64_t bytes)
 	return buf;
 }
 
+/* The name of a write-through mode, sesh_info_t.sqlite_mode. */
+static const char *sqlite_mode_name(uint32_t mode)
+{
+	return mode == SESH_SQLITE_ASYNC ? "asynchronous" : "synchronous";
+}
+
+/* The database a domain writes through to, for people: its path, or
+ * none, then the mode, the lag and the wait it was created with. */
+static void print_database_text(const sesh_info_t *in)
+{
+	char q[4 * sizeof(in->sqlite_path) + 8];
+
+	if (!in->sqlite_path[0]) {
+		printf("database:          none\n");
+		return;
+	}
+	printf("database:          %s\n",
+	       tool_clean(q, sizeof(q), in->sqlite_path,
+			  sizeof(in->sqlite_path)));
+	printf("database mode:     %s\n", sqlite_mode_name(in->sqlite_mode));
+	printf("database lag:      %" PRIu32 " ms\n", in->sqlite_lag_ms);
+	printf("database wait:     %" PRIu32 " ms\n", in->sqlite_wait_ms);
+}
+
 static void print_text(const sesh_info_t *in, const struct procs *ps)
 {
 	char t[64], h[32], q[4 * sizeof(ps->v->comm) + 8];
@@ -449,6 +311,7 @@ static void print_text(const sesh_info_t *in, const struct procs *ps)
 	       in->processes_alive, in->processes_dead);
 	printf("sessions:          %zu\n", in->sessions);
 	printf("streams open:      %zu\n", in->streams_open);
+	print_database_text(in);
 
 	printf("\n%-6s %-8s %-16s %-6s %s\n", "SLOT", "PID", "COMM", "STATE",
 	       "ATTACHED");
@@ -457,7 +320,7 @@ static void print_text(const sesh_info_t *in, const struct procs *ps)
 
 		printf("%-6" PRIu32 " %-8ld %-16s %-6s %s%s\n", p->slot,
 		       (long)p->pid,
-		       clean(q, sizeof(q), p->comm, sizeof(p->comm)),
+		       tool_clean(q, sizeof(q), p->comm, sizeof(p->comm)),
 		       p->alive ? "alive" : "dead",
 		       iso_time(t, sizeof(t), p->attached_ns),
 		       p->self ? "  (this process)" : "");
@@ -500,6 +363,26 @@ static void json_time(const char *sep, const char *key, int64_t ns)
 	       key, iso_time(t, sizeof(t), ns));
 }
 
+/* The database as four members: "sqlite_path", a string, and
+ * "sqlite_mode", "sqlite_lag_ms" and "sqlite_wait_ms"; with no database,
+ * the path is null, the mode "none", the lag and the wait null. */
+static void print_database_json(const sesh_info_t *in)
+{
+	if (!in->sqlite_path[0]) {
+		fputs(",\n  \"sqlite_path\": null,\n  \"sqlite_mode\": \"none\""
+		      ",\n  \"sqlite_lag_ms\": null,\n  \"sqlite_wait_ms\": "
+		      "null",
+		      stdout);
+		return;
+	}
+	fputs(",\n  \"sqlite_path\": ", stdout);
+	json_string(in->sqlite_path, sizeof(in->sqlite_path));
+	printf(",\n  \"sqlite_mode\": \"%s\"",
+	       sqlite_mode_name(in->sqlite_mode));
+	printf(",\n  \"sqlite_lag_ms\": %" PRIu32, in->sqlite_lag_ms);
+	printf(",\n  \"sqlite_wait_ms\": %" PRIu32, in->sqlite_wait_ms);
+}
+
 static void print_json(const sesh_info_t *in, const struct procs *ps)
 {
 	printf("{\n  \"name\": ");
@@ -524,6 +407,7 @@ static void print_json(const sesh_info_t *in, const struct procs *ps)
 	printf(",\n  \"processes_dead\": %" PRIu32, in->processes_dead);
 	printf(",\n  \"sessions\": %zu", in->sessions);
 	printf(",\n  \"streams_open\": %zu", in->streams_open);
+	print_database_json(in);
 	printf(",\n  \"processes\": [");
 	for (size_t i = 0; i < ps->n; i++) {
 		const sesh_proc_t *p = &ps->v[i];
@@ -660,8 +544,8 @@ static int not_durable(sesh_t *d, const struct args *a, int err,
 			 "%s, but not written to the database yet: %s "
 			 "(retried at every commit; see 'sesh health')",
 			 done,
-			 clean(q, sizeof(q), h.persist_error,
-			       sizeof(h.persist_error)));
+			 tool_clean(q, sizeof(q), h.persist_error,
+				    sizeof(h.persist_error)));
 	else
 		snprintf(reason, sizeof(reason),
 			 "%s, but no commit covered it within the domain's "
@@ -784,10 +668,10 @@ static int ls_one(const sesh_session_t *s, const void *meta, void *arg)
 		print_session_json(s, meta, false);
 	} else {
 		printf("%-32s %-16s %-24s %8" PRIu32 " %zu\n",
-		       clean(q, sizeof(q), s->id, sizeof(s->id)),
-		       s->user[0]
-			       ? clean(u, sizeof(u), s->user, sizeof(s->user))
-			       : "-",
+		       tool_clean(q, sizeof(q), s->id, sizeof(s->id)),
+		       s->user[0] ? tool_clean(u, sizeof(u), s->user,
+					       sizeof(s->user))
+				  : "-",
 		       iso_time(t, sizeof(t), s->last_seen_ns), s->ttl_s,
 		       s->meta_len);
 	}
@@ -875,8 +759,8 @@ static void print_check(const sesh_check_t *c, bool json)
 	} else {
 		printf("first problem:   %s\n",
 		       c->first_problem[0]
-			       ? clean(q, sizeof(q), c->first_problem,
-				       sizeof(c->first_problem))
+			       ? tool_clean(q, sizeof(q), c->first_problem,
+					    sizeof(c->first_problem))
 			       : "none");
 	}
 }
@@ -899,9 +783,9 @@ static int act_check(sesh_t *d, struct args *a)
 	fflush(stdout);
 	if (!c.first_problem[0])
 		return fail(a->v->name, a->operand[0], err);
-	return fail_because(
-		a->v->name, a->operand[0],
-		clean(q, sizeof(q), c.first_problem, sizeof(c.first_problem)));
+	return fail_because(a->v->name, a->operand[0],
+			    tool_clean(q, sizeof(q), c.first_problem,
+				       sizeof(c.first_problem)));
 }
 
 static int act_recover(sesh_t *d, struct args *a)
@@ -1459,6 +1343,34 @@ static double age_s(int64_t ns)
 	return now > ns ? (double)(now - ns) / 1e9 : 0.0;
 }
 
+/* A line "LABEL N.N s ago, TIME" for the moment @ns, of CLOCK_REALTIME, or
+ * "LABEL never" when @ns is 0. */
+static void print_when(const char *label, int64_t ns)
+{
+	char t[64];
+
+	if (ns)
+		printf("%s%.1f s ago, %s\n", label, age_s(ns),
+		       iso_time(t, sizeof(t), ns));
+	else
+		printf("%snever\n", label);
+}
+
+/* The moment @ns as three members, each after @sep: "KEY_ns" and "KEY",
+ * as json_time() writes them, and "AGE_KEY", its age in seconds; 0, null
+ * and null when @ns is 0 (never). */
+static void json_when(const char *sep, const char *key, const char *age_key,
+		      int64_t ns)
+{
+	if (!ns) {
+		printf("%s\"%s_ns\": 0%s\"%s\": null%s\"%s\": null", sep, key,
+		       sep, key, sep, age_key);
+		return;
+	}
+	json_time(sep, key, ns);
+	printf("%s\"%s\": %.3f", sep, age_key, age_s(ns));
+}
+
 /* The name of a write-through mode, sesh_health_t.persist. */
 static const char *persist_name(int persist)
 {
@@ -1473,7 +1385,7 @@ static const char *persist_name(int persist)
 /* The persistence part of the health report, for people. */
 static void print_persist_text(const sesh_health_t *h)
 {
-	char q[DB_WHY_SIZE], t[64];
+	char q[DB_WHY_SIZE];
 
 	printf("persistence:     %s\n", persist_name(h->persist));
 	if (h->persist == 0)
@@ -1482,29 +1394,25 @@ static void print_persist_text(const sesh_health_t *h)
 		printf("database:        ok\n");
 	else
 		printf("database:        failing: %s\n",
-		       clean(q, sizeof(q), h->persist_error,
-			     sizeof(h->persist_error)));
+		       tool_clean(q, sizeof(q), h->persist_error,
+				  sizeof(h->persist_error)));
 	printf("pending changes: %" PRIu64 "\n", h->persist_pending);
 	printf("lag:             %" PRIu64 " ms\n",
 	       h->persist_lag_ns / 1000000);
 	printf("resync due:      %s\n", h->persist_resync ? "yes" : "no");
-	if (h->persist_last_ns)
-		printf("last commit:     %.1f s ago, %s\n",
-		       age_s(h->persist_last_ns),
-		       iso_time(t, sizeof(t), h->persist_last_ns));
-	else
-		printf("last commit:     never\n");
+	print_when("last commit:     ", h->persist_last_ns);
 }
 
 static void print_health_text(const sesh_health_t *h)
 {
-	char q[4 * sizeof(h->reason) + 8], t[64], hs[32];
+	char q[4 * sizeof(h->reason) + 8], hs[32];
 	uint32_t slots = h->processes_alive + h->processes_dead;
 
 	printf("status:          %s\n", health_name(h->status));
 	printf("reason:          %s\n",
-	       h->reason[0] ? clean(q, sizeof(q), h->reason, sizeof(h->reason))
-			    : "none");
+	       h->reason[0]
+		       ? tool_clean(q, sizeof(q), h->reason, sizeof(h->reason))
+		       : "none");
 	printf("sessions:        %zu of %zu (%.1f%%)\n", h->sessions,
 	       h->max_sessions, percent(h->sessions, h->max_sessions));
 	printf("processes:       %" PRIu32 " alive, %" PRIu32
@@ -1518,12 +1426,7 @@ static void print_health_text(const sesh_health_t *h)
 	else
 		printf("reaper pid:      none\n");
 	printf("reaper passes:   %" PRIu64 "\n", h->reaper_passes);
-	if (h->reaper_last_ns)
-		printf("last pass:       %.1f s ago, %s\n",
-		       age_s(h->reaper_last_ns),
-		       iso_time(t, sizeof(t), h->reaper_last_ns));
-	else
-		printf("last pass:       never\n");
+	print_when("last pass:       ", h->reaper_last_ns);
 	printf("stuck readers:   %" PRIu32 "\n", h->stuck_readers);
 	printf("retired blocks:  %" PRIu64 "\n", h->retired_blocks);
 	printf("committed:       %" PRIu64 " bytes (%s)\n", h->committed_bytes,
@@ -1549,15 +1452,8 @@ static void print_persist_json(const sesh_health_t *h)
 	printf(",\n    \"pending\": %" PRIu64, h->persist_pending);
 	printf(",\n    \"lag_ms\": %" PRIu64, h->persist_lag_ns / 1000000);
 	printf(",\n    \"resync\": %s", h->persist_resync ? "true" : "false");
-	if (h->persist_last_ns) {
-		json_time(",\n    ", "last_commit", h->persist_last_ns);
-		printf(",\n    \"last_commit_age_s\": %.3f",
-		       age_s(h->persist_last_ns));
-	} else {
-		fputs(",\n    \"last_commit_ns\": 0,\n    \"last_commit\": null"
-		      ",\n    \"last_commit_age_s\": null",
-		      stdout);
-	}
+	json_when(",\n    ", "last_commit", "last_commit_age_s",
+		  h->persist_last_ns);
 	fputs("\n  }", stdout);
 }
 
@@ -1581,14 +1477,7 @@ static void print_health_json(const sesh_health_t *h)
 	printf(",\n  \"reaper_alive\": %s", h->reaper_alive ? "true" : "false");
 	printf(",\n  \"reaper_pid\": %ld", (long)h->reaper_pid);
 	printf(",\n  \"reaper_passes\": %" PRIu64, h->reaper_passes);
-	if (h->reaper_last_ns) {
-		json_time(",\n  ", "reaper_last", h->reaper_last_ns);
-		printf(",\n  \"reaper_age_s\": %.3f", age_s(h->reaper_last_ns));
-	} else {
-		fputs(",\n  \"reaper_last_ns\": 0,\n  \"reaper_last\": null"
-		      ",\n  \"reaper_age_s\": null",
-		      stdout);
-	}
+	json_when(",\n  ", "reaper_last", "reaper_age_s", h->reaper_last_ns);
 	printf(",\n  \"stuck_readers\": %" PRIu32, h->stuck_readers);
 	printf(",\n  \"retired_blocks\": %" PRIu64, h->retired_blocks);
 	printf(",\n  \"committed_bytes\": %" PRIu64, h->committed_bytes);
@@ -1632,8 +1521,8 @@ static void reap_db_error(sesh_t *d, const sesh_reap_report_t *r, char *buf,
 		buf[0] = '\0';
 	else if (sesh_health(d, &h) == 0 && !h.persist_ok && h.persist_error[0])
 		snprintf(buf, size, "writing to the database failed: %s",
-			 clean(q, sizeof(q), h.persist_error,
-			       sizeof(h.persist_error)));
+			 tool_clean(q, sizeof(q), h.persist_error,
+				    sizeof(h.persist_error)));
 	else
 		snprintf(buf, size,
 			 "writing to the database failed; see "
@@ -1709,9 +1598,6 @@ static int act_reap(sesh_t *d, struct args *a)
 
 static void help_create(void)
 {
-	sesh_config_t def;
-
-	sesh_config_init(&def);
 	printf("usage: sesh create NAME [OPTIONS]\n"
 	       "\n"
 	       "Create the domain NAME, which must not exist yet, and describe "
@@ -1720,52 +1606,7 @@ static void help_create(void)
 	       "lifetime.\n"
 	       "\n"
 	       "options:\n");
-	printf("  --max-sessions N    sessions the domain holds (default "
-	       "%zu)\n",
-	       def.max_sessions);
-	printf("  --stream-bytes N    stream capacity of a session, a power of "
-	       "two\n"
-	       "                      (default %zu)\n",
-	       def.stream_bytes);
-	printf("  --max-message N     largest message, 0 for stream-bytes/4 "
-	       "(default %zu)\n",
-	       def.max_message);
-	printf("  --max-metadata N    largest metadata of a session (default "
-	       "%zu)\n",
-	       def.max_metadata);
-	printf("  --idle-ttl SECONDS  idle TTL of sessions made without one "
-	       "(default %" PRIu32 ")\n",
-	       def.idle_ttl_s);
-	printf("  --max-processes N   processes attached at once (default "
-	       "%" PRIu32 ")\n",
-	       def.max_processes);
-	printf("  --unblock-ms MS     how long a stream waits for a stalled "
-	       "publisher\n"
-	       "                      (default %" PRIu32 ")\n",
-	       def.unblock_ms);
-	printf("  --max-subscriptions N\n"
-	       "                      streams one process may have open "
-	       "(default %" PRIu32 ")\n",
-	       def.max_subscriptions);
-	printf("  --mode OCTAL        permissions of the shared-memory object "
-	       "(default %04o)\n",
-	       (unsigned)def.mode);
-	printf("  --sqlite PATH       write the sessions through to the SQLite "
-	       "database PATH,\n"
-	       "                      an absolute path; the sessions it holds "
-	       "are restored\n");
-	printf("  --sqlite-async      commit in the background; by default, "
-	       "each create,\n"
-	       "                      update or delete waits for its commit\n");
-	printf("  --sqlite-lag-ms MS  with --sqlite-async: how long a change "
-	       "may wait to be\n"
-	       "                      committed (default %" PRIu32 ")\n",
-	       def.sqlite_lag_ms);
-	printf("  --sqlite-wait-ms MS without --sqlite-async: how long a "
-	       "change waits for\n"
-	       "                      another process's commit (default "
-	       "%" PRIu32 ")\n",
-	       def.sqlite_wait_ms);
+	tool_create_help(20);
 	printf("  --json              print one JSON object\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
@@ -2090,56 +1931,35 @@ static int take_operand(struct args *a, const char *arg)
 	char q[128];
 
 	if (a->operands == a->v->max)
-		return usage_error(a->v->name, "unexpected argument '%s'",
-				   clean(q, sizeof(q), arg, SIZE_MAX));
+		return tool_usage_error(
+			a->v->name, "unexpected argument '%s'",
+			tool_clean(q, sizeof(q), arg, SIZE_MAX));
 	a->operand[a->operands++] = arg;
 	return 0;
 }
 
-/* The numeric options: how each is parsed and where it goes. Which values
- * are allowed is the library's to say; this only checks that the number
- * fits its field. */
+/* The numeric options of the verbs but create (whose options tool.c
+ * takes): how each is parsed and where it goes. */
 static const struct num_opt {
 	int id;
 	const char *name;
-	int base;     /* 10, or 8 for a mode */
-	bool scaled;  /* takes a k/m/g suffix */
 	uint64_t max; /* largest value the field holds */
 	size_t off, width;
 } num_opts[] = {
-#define NUM(id, name, base, scaled, max, field)                                \
+#define NUM(id, name, max, field)                                              \
 	{                                                                      \
-		id, name, base, scaled, max, offsetof(struct args, field),     \
+		id, name, max, offsetof(struct args, field),                   \
 			sizeof(((struct args *)0)->field)                      \
 	}
-	NUM(OPT_MAX_SESSIONS, "max-sessions", 10, false, SIZE_MAX,
-	    cfg.max_sessions),
-	NUM(OPT_STREAM_BYTES, "stream-bytes", 10, true, SIZE_MAX,
-	    cfg.stream_bytes),
-	NUM(OPT_MAX_MESSAGE, "max-message", 10, true, SIZE_MAX,
-	    cfg.max_message),
-	NUM(OPT_MAX_METADATA, "max-metadata", 10, true, SIZE_MAX,
-	    cfg.max_metadata),
-	NUM(OPT_IDLE_TTL, "idle-ttl", 10, false, UINT32_MAX, cfg.idle_ttl_s),
-	NUM(OPT_MAX_PROCESSES, "max-processes", 10, false, UINT32_MAX,
-	    cfg.max_processes),
-	NUM(OPT_UNBLOCK_MS, "unblock-ms", 10, false, UINT32_MAX,
-	    cfg.unblock_ms),
-	NUM(OPT_MAX_SUBSCRIPTIONS, "max-subscriptions", 10, false, UINT32_MAX,
-	    cfg.max_subscriptions),
-	NUM(OPT_MODE, "mode", 8, false, 07777, cfg.mode),
-	NUM(OPT_SQLITE_LAG_MS, "sqlite-lag-ms", 10, false, UINT32_MAX,
-	    cfg.sqlite_lag_ms),
-	NUM(OPT_SQLITE_WAIT_MS, "sqlite-wait-ms", 10, false, UINT32_MAX,
-	    cfg.sqlite_wait_ms),
-	NUM(OPT_TTL, "ttl", 10, false, UINT32_MAX, ttl_s),
-	NUM(OPT_EXPIRED, "expired", 10, false, UINT32_MAX, idle_s),
-	NUM(OPT_AFTER, "after", 10, false, UINT64_MAX, after),
+	NUM(OPT_TTL, "ttl", UINT32_MAX, ttl_s),
+	NUM(OPT_EXPIRED, "expired", UINT32_MAX, idle_s),
+	NUM(OPT_AFTER, "after", UINT64_MAX, after),
 #undef NUM
 };
 
-/* Parse option `id`'s argument into @a. Returns "" when done, the
- * option's name when the number is bad, NULL when `id` is not numeric. */
+/* Parse option `id`'s argument, decimal digits only, into @a. Returns ""
+ * when done, the option's name when the number is bad, NULL when `id` is
+ * not numeric. */
 static const char *set_number(struct args *a, int id, const char *arg)
 {
 	unsigned long long n;
@@ -2151,7 +1971,7 @@ static const char *set_number(struct args *a, int id, const char *arg)
 
 		if (o->id != id)
 			continue;
-		if (!parse_number(arg, o->base, o->scaled, o->max, &n))
+		if (!tool_parse_number(arg, 10, false, o->max, &n))
 			return o->name;
 		if (o->width == sizeof(uint64_t)) {
 			uint64_t v = n;
@@ -2167,82 +1987,15 @@ static const char *set_number(struct args *a, int id, const char *arg)
 	return NULL;
 }
 
-/* The long name of option @id, without its dashes. */
-static const char *long_name(int id)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(all_opts); i++)
-		if (all_opts[i].val == id)
-			return all_opts[i].name;
-	return "?";
-}
-
-/*
- * --sqlite PATH. The library wants an absolute path, because every
- * process of the domain opens the file by the name kept in the segment,
- * from whatever directory it runs in; a relative one is refused here
- * rather than made absolute, so that the name stored is the name typed.
- */
-static int set_sqlite(struct args *a, const char *arg)
-{
-	char q[128];
-
-	if (arg[0] != '/')
-		return usage_error(a->v->name,
-				   "--sqlite needs an absolute path, not '%s'",
-				   clean(q, sizeof(q), arg, SIZE_MAX));
-	if (strlen(arg) > SESH_SQLITE_PATH_MAX)
-		return usage_error(a->v->name,
-				   "--sqlite: the path is longer than %d bytes",
-				   SESH_SQLITE_PATH_MAX);
-	a->cfg.sqlite_path = arg;
-	return 0;
-}
-
-/*
- * The database options that cannot take effect are usage errors: any of
- * them without --sqlite, the lag without --sqlite-async (it bounds the
- * background commits), the wait with it (it bounds a synchronous call).
- * Returns 0 or the usage exit status.
- */
-static int check_sqlite(const struct args *a)
-{
-	unsigned others = a->sqlite_opts & ~OPT_BIT(OPT_SQLITE);
-	bool async = a->cfg.sqlite_mode == SESH_SQLITE_ASYNC;
-
-	if (others && !a->cfg.sqlite_path) {
-		int id = OPT_SQLITE_ASYNC;
-
-		while (!(others & OPT_BIT(id)))
-			id++;
-		return usage_error(a->v->name,
-				   "--%s is for a database: it needs --sqlite",
-				   long_name(id));
-	}
-	if ((a->sqlite_opts & OPT_BIT(OPT_SQLITE_LAG_MS)) && !async)
-		return usage_error(a->v->name,
-				   "--sqlite-lag-ms is for the asynchronous "
-				   "mode: it needs --sqlite-async");
-	if ((a->sqlite_opts & OPT_BIT(OPT_SQLITE_WAIT_MS)) && async)
-		return usage_error(a->v->name,
-				   "--sqlite-wait-ms is for the synchronous "
-				   "mode: not with --sqlite-async");
-	return 0;
-}
-
 /* Take option @c of any verb (getopt_long() has checked that this verb
  * takes it). Returns 0, the usage exit status, or -1 for a bad option. */
 static int parse_opt(struct args *a, int c, const char *arg)
 {
 	const char *bad;
 
-	if (c >= OPT_SQLITE && c <= OPT_SQLITE_WAIT_MS)
-		a->sqlite_opts |= OPT_BIT(c);
+	if (TOOL_IS_CREATE_OPT(c))
+		return tool_create_opt(&a->create, a->v->name, c, arg);
 	switch (c) {
-	case OPT_SQLITE:
-		return set_sqlite(a, arg);
-	case OPT_SQLITE_ASYNC:
-		a->cfg.sqlite_mode = SESH_SQLITE_ASYNC;
-		return 0;
 	case OPT_NS:
 		a->ns = arg;
 		return 0;
@@ -2253,8 +2006,8 @@ static int parse_opt(struct args *a, int c, const char *arg)
 	case OPT_PROMETHEUS:
 		if ((c == OPT_JSON && a->prometheus) ||
 		    (c == OPT_PROMETHEUS && a->json))
-			return usage_error(a->v->name,
-					   "give one --json or --prometheus");
+			return tool_usage_error(
+				a->v->name, "give one --json or --prometheus");
 		if (c == OPT_JSON)
 			a->json = true;
 		else
@@ -2263,8 +2016,8 @@ static int parse_opt(struct args *a, int c, const char *arg)
 	case OPT_META:
 	case OPT_META_FILE:
 		if (a->meta_given)
-			return usage_error(a->v->name,
-					   "give one --meta or --meta-file");
+			return tool_usage_error(
+				a->v->name, "give one --meta or --meta-file");
 		a->meta_given = true;
 		if (c == OPT_META_FILE) {
 			a->meta_file = arg;
@@ -2282,8 +2035,8 @@ static int parse_opt(struct args *a, int c, const char *arg)
 	case OPT_AFTER:
 	case OPT_OLDEST:
 		if (a->after_given || a->oldest)
-			return usage_error(a->v->name,
-					   "give one --after or --oldest");
+			return tool_usage_error(a->v->name,
+						"give one --after or --oldest");
 		if (c == OPT_OLDEST) {
 			a->oldest = true;
 			return 0;
@@ -2297,7 +2050,7 @@ static int parse_opt(struct args *a, int c, const char *arg)
 	bad = set_number(a, c, arg);
 	if (bad == NULL)
 		return -1;
-	return *bad == '\0' ? 0 : bad_number(a->v->name, bad, arg);
+	return *bad == '\0' ? 0 : tool_bad_number(a->v->name, bad, arg);
 }
 
 /* The getopt_long() table of the options in @bits, and --help; the
@@ -2336,7 +2089,7 @@ static bool parse_verb(const struct verb *v, int argc, char **argv,
 
 	memset(a, 0, sizeof(*a));
 	a->v = v;
-	sesh_config_init(&a->cfg);
+	tool_create_init(&a->create);
 	build_opts(v->opts, opts, shorts);
 	while (!err &&
 	       (c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
@@ -2351,20 +2104,22 @@ static bool parse_verb(const struct verb *v, int argc, char **argv,
 		} else {
 			err = parse_opt(a, c, optarg);
 			if (err < 0)
-				err = option_error(v->name, opts, c, argv);
+				err = tool_option_error(v->name, opts, c, argv);
 		}
 	}
 	while (!err && optind < argc)
 		err = take_operand(a, argv[optind++]);
 	if (!err && a->operands < v->need)
-		err = usage_error(v->name, "missing %s", what[a->operands]);
+		err = tool_usage_error(v->name, "missing %s",
+				       what[a->operands]);
 	if (!err && v->needs_meta && !a->meta_given)
-		err = usage_error(v->name, "missing --meta or --meta-file");
+		err = tool_usage_error(v->name,
+				       "missing --meta or --meta-file");
 	if (!err)
-		err = check_sqlite(a);
+		err = tool_create_check(&a->create, v->name);
 	if (!err && a->lines && a->operands > 2 && strcmp(a->operand[2], "-"))
-		err = usage_error(v->name, "--lines reads standard input: "
-					   "give no MESSAGE, or -");
+		err = tool_usage_error(v->name, "--lines reads standard input: "
+						"give no MESSAGE, or -");
 	*status = err;
 	return err == 0;
 }
@@ -2416,69 +2171,22 @@ static int exit_status(const struct verb *v, int status)
 							: status;
 }
 
-/* Why the directory of the absolute @path cannot hold a file, as far as
- * stat() tells, or NULL. */
-static const char *dir_problem(const char *path)
-{
-	char dir[SESH_SQLITE_PATH_MAX + 1];
-	const char *slash = strrchr(path, '/');
-	size_t len = slash == path ? 1 : (size_t)(slash - path);
-	struct stat st;
-
-	if (len > SESH_SQLITE_PATH_MAX)
-		return NULL;
-	memcpy(dir, path, len);
-	dir[len] = '\0';
-	if (stat(dir, &st) != 0)
-		return strerror(errno);
-	return S_ISDIR(st.st_mode) ? NULL : strerror(ENOTDIR);
-}
-
 /*
- * Report that creating the domain failed. The library's words for some
- * errors are too general here: with --sqlite, -EIO, -EPROTO and -ENOSPC
- * may be the database's. Returns the exit status.
+ * Report that attaching to the domain, or creating it, failed: in the
+ * words of tool_open_error() where the library's are too general (with
+ * --sqlite, -EIO, -EPROTO, -ENOSPC and -E2BIG may be the database's).
+ * Returns the exit status.
  */
-static int fail_create(const struct args *a, int err)
+static int fail_open(const struct args *a, int err)
 {
-	const char *path = a->cfg.sqlite_path, *dir;
-	char q[4 * SESH_SQLITE_PATH_MAX + 8];
-	char reason[sizeof(q) + 256];
+	char buf[TOOL_OPEN_ERROR_SIZE];
+	const char *why;
 
-	if (err == -EINVAL) {
-		snprintf(reason, sizeof(reason),
-			 "invalid argument: a bad name, or a capacity%s out "
-			 "of range (see sesh_open(3))",
-			 path ? " or a database option" : "");
-	} else if (!path) {
+	why = tool_open_error(buf, sizeof(buf), err, a->create.cfg.sqlite_path,
+			      a->v->open_flags);
+	if (!why)
 		return fail(a->v->name, a->operand[0], err);
-	} else if (err == -ENOTSUP) {
-		snprintf(reason, sizeof(reason),
-			 "--sqlite: this sesh library was built without "
-			 "SQLite");
-	} else if (err == -EIO && (dir = dir_problem(path)) != NULL) {
-		snprintf(reason, sizeof(reason),
-			 "the database %s cannot be created: its directory: %s",
-			 clean(q, sizeof(q), path, SIZE_MAX), dir);
-	} else if (err == -EIO) {
-		snprintf(reason, sizeof(reason),
-			 "the database %s cannot be opened, created or read "
-			 "(or an unexpected system error)",
-			 clean(q, sizeof(q), path, SIZE_MAX));
-	} else if (err == -EPROTO) {
-		snprintf(reason, sizeof(reason),
-			 "%s is not a sesh database, or has a newer schema",
-			 clean(q, sizeof(q), path, SIZE_MAX));
-	} else if (err == -ENOSPC) {
-		snprintf(reason, sizeof(reason),
-			 "no space left: the database %s holds more live "
-			 "sessions than --max-sessions or metadata larger than "
-			 "--max-metadata, or the segment is too large",
-			 clean(q, sizeof(q), path, SIZE_MAX));
-	} else {
-		return fail(a->v->name, a->operand[0], err);
-	}
-	return fail_because(a->v->name, a->operand[0], reason);
+	return fail_because(a->v->name, a->operand[0], why);
 }
 
 /*
@@ -2502,13 +2210,13 @@ static int cmd_domain(const struct verb *v, int argc, char **argv)
 			return exit_status(v, err);
 	}
 	name = a.operand[0];
-	err = sesh_open(name, a.ns, v->open_flags ? &a.cfg : NULL,
+	err = sesh_open(name, a.ns, v->open_flags ? &a.create.cfg : NULL,
 			v->open_flags, &d);
 	if (!err) {
 		err = v->act(d, &a);
 		sesh_close(d);
-	} else if (v->open_flags & SESH_CREATE) {
-		err = fail_create(&a, err);
+	} else {
+		err = fail_open(&a, err);
 	}
 	free(a.meta_buf);
 	if (err < 0)
@@ -2545,8 +2253,8 @@ static const struct verb *lookup(const char *verb, const struct verb *table,
 		if (!strcmp(last ? last + 1 : table[i].name, word))
 			return &table[i];
 	}
-	*status = usage_error(verb, "unknown command '%s'",
-			      clean(q, sizeof(q), word, SIZE_MAX));
+	*status = tool_usage_error(verb, "unknown command '%s'",
+				   tool_clean(q, sizeof(q), word, SIZE_MAX));
 	return NULL;
 }
 
@@ -2580,7 +2288,7 @@ static int cmd_session(const struct verb *v, int argc, char **argv)
 	int status;
 
 	if (argc < 2)
-		return usage_error(v->name, "missing command");
+		return tool_usage_error(v->name, "missing command");
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		v->help();
 		return finish(v->name, NULL);
@@ -2722,16 +2430,17 @@ int main(int argc, char **argv)
 			/* No top-level option takes an argument: both mean
 			 * a word we do not know. */
 			if (optopt > 0 && strncmp(argv[optind - 1], "--", 2))
-				return usage_error(
+				return tool_usage_error(
 					NULL, "unknown option '-%s'",
 					short_name(q, sizeof(q), optopt));
-			return usage_error(NULL, "unknown option '%s'",
-					   clean(q, sizeof(q), argv[optind - 1],
-						 SIZE_MAX));
+			return tool_usage_error(NULL, "unknown option '%s'",
+						tool_clean(q, sizeof(q),
+							   argv[optind - 1],
+							   SIZE_MAX));
 		}
 	}
 	if (optind >= argc)
-		return usage_error(NULL, "missing command");
+		return tool_usage_error(NULL, "missing command");
 	v = find_verb(NULL, argv[optind], &status);
 	if (!v)
 		return status;

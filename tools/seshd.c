@@ -22,17 +22,21 @@
  * still leads to the segment it has mapped. A domain removed (and perhaps
  * created again) must not be kept alive by its reaper, which would pin its
  * memory and reap a segment no one uses any more: seshd detaches and
- * attaches to whatever the name leads to, as often as it takes.
+ * attaches to whatever the name leads to, as often as it takes. With
+ * --sqlite, every attach checks that the domain writes to that database
+ * (sesh_info() names it), and refuses the domain otherwise.
  *
  * Without --foreground it daemonizes (fork, setsid, fork) and the first
  * process waits, on a pipe, for the daemon to say whether it attached, so
  * that a failure is reported where seshd was started and with exit status
  * 1. Exit status: 0 after SIGTERM or SIGINT; 1 when it cannot start, with
  * one line "seshd: NAME: reason" on stderr; 2 on a usage error.
+ *
+ * The options of creating are those of `sesh create`, parsed, checked and
+ * explained by tool.c, which both programs share.
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -53,10 +57,9 @@
 #include <unistd.h>
 
 #include "sesh.h"
+#include "tool.h"
 
-#define EXIT_USAGE 2
-
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+const char tool_prog[] = "seshd";
 
 #define NS_PER_MS  1000000ll
 #define NS_PER_SEC 1000000000ll
@@ -68,24 +71,12 @@
 /* The same error is logged at most once in this long. */
 #define QUIET_NS (60 * NS_PER_SEC)
 
-/* Values of the long options. The options of creating come first, in the
- * order of `sesh create`: the capacities, from OPT_MAX_SESSIONS to
- * OPT_MODE, then the database, from OPT_SQLITE to OPT_SQLITE_WAIT_MS. */
+/* Values of the long options. The options of creating come first (see
+ * tool.h), as `sesh create` has them: the capacities, from
+ * TOOL_OPT_MAX_SESSIONS to TOOL_OPT_MODE, then the database, from
+ * TOOL_OPT_SQLITE to TOOL_OPT_SQLITE_WAIT_MS. */
 enum {
-	OPT_MAX_SESSIONS = 256,
-	OPT_STREAM_BYTES,
-	OPT_MAX_MESSAGE,
-	OPT_MAX_METADATA,
-	OPT_IDLE_TTL,
-	OPT_MAX_PROCESSES,
-	OPT_UNBLOCK_MS,
-	OPT_MAX_SUBSCRIPTIONS,
-	OPT_MODE,
-	OPT_SQLITE,
-	OPT_SQLITE_ASYNC,
-	OPT_SQLITE_LAG_MS,
-	OPT_SQLITE_WAIT_MS,
-	OPT_INTERVAL_MS,
+	OPT_INTERVAL_MS = TOOL_OPT_END,
 	OPT_CREATE,
 	OPT_FOREGROUND,
 	OPT_SYSLOG,
@@ -93,19 +84,7 @@ enum {
 };
 
 static const struct option long_opts[] = {
-	{"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
-	{"stream-bytes", required_argument, NULL, OPT_STREAM_BYTES},
-	{"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
-	{"max-metadata", required_argument, NULL, OPT_MAX_METADATA},
-	{"idle-ttl", required_argument, NULL, OPT_IDLE_TTL},
-	{"max-processes", required_argument, NULL, OPT_MAX_PROCESSES},
-	{"unblock-ms", required_argument, NULL, OPT_UNBLOCK_MS},
-	{"max-subscriptions", required_argument, NULL, OPT_MAX_SUBSCRIPTIONS},
-	{"mode", required_argument, NULL, OPT_MODE},
-	{"sqlite", required_argument, NULL, OPT_SQLITE},
-	{"sqlite-async", no_argument, NULL, OPT_SQLITE_ASYNC},
-	{"sqlite-lag-ms", required_argument, NULL, OPT_SQLITE_LAG_MS},
-	{"sqlite-wait-ms", required_argument, NULL, OPT_SQLITE_WAIT_MS},
+	TOOL_CREATE_LONG_OPTS,
 	{"interval-ms", required_argument, NULL, OPT_INTERVAL_MS},
 	{"create", no_argument, NULL, OPT_CREATE},
 	{"foreground", no_argument, NULL, OPT_FOREGROUND},
@@ -124,10 +103,10 @@ struct opts {
 	bool foreground;
 	bool use_syslog;
 	bool verbose;
-	sesh_config_t cfg;
-	int first_capacity; /* the first option of creating given, or 0 */
-	bool lag_given;	    /* --sqlite-lag-ms */
-	bool wait_given;    /* --sqlite-wait-ms */
+	struct tool_create domain; /* what --create makes; --sqlite also
+				    * what the domain must write to */
+	int first_capacity;	   /* the first option of creating given but
+				    * --sqlite, or 0 */
 };
 
 /* One error of one step and when it was last logged, for log_error(). */
@@ -158,6 +137,8 @@ struct seshd {
 				 * the database */
 	uint64_t passes;	/* completed by this process */
 	struct quiet quiet[8];
+	/* Why the domain's database is not that of --sqlite. */
+	char why[2 * (4 * SESH_SQLITE_PATH_MAX + 8) + 128];
 };
 
 /* ----------------------------------------------------------------------
@@ -167,32 +148,6 @@ struct seshd {
 static const char *log_name = "?"; /* the domain name, cleaned */
 static bool log_to_syslog;
 static bool log_to_stderr = true;
-
-/* Copy @s into @buf with bytes that are not printable ASCII, and the
- * backslash, written as \xNN, so that a name cannot break a log line. */
-static const char *clean(char *buf, size_t size, const char *s)
-{
-	size_t o = 0;
-
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		char tmp[5];
-		int len;
-
-		if (c < 0x20 || c >= 0x7f || c == '\\')
-			len = snprintf(tmp, sizeof(tmp), "\\x%02x", c);
-		else
-			len = snprintf(tmp, sizeof(tmp), "%c", c);
-		if (o + (size_t)len + 4 > size) {
-			memcpy(buf + o, "...", 4);
-			return buf;
-		}
-		memcpy(buf + o, tmp, (size_t)len);
-		o += (size_t)len;
-	}
-	buf[o] = '\0';
-	return buf;
-}
 
 static void logmsg(int prio, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -267,9 +222,6 @@ static void log_error(struct seshd *sd, const char *what, int err,
 
 static void help(void)
 {
-	sesh_config_t def;
-
-	sesh_config_init(&def);
 	printf("usage: seshd NAME [OPTIONS]\n"
 	       "\n"
 	       "Run the reaper of the sesh domain NAME: every interval, one "
@@ -290,54 +242,11 @@ static void help(void)
 	       "with the\n"
 	       "                       capacities and the database below; they "
 	       "are usage\n"
-	       "                       errors without it\n");
-	printf("  --max-sessions N     sessions the domain holds (default "
-	       "%zu)\n",
-	       def.max_sessions);
-	printf("  --stream-bytes N     stream capacity of a session, a "
-	       "power of two\n"
-	       "                       (default %zu)\n",
-	       def.stream_bytes);
-	printf("  --max-message N      largest message, 0 for stream-bytes/4 "
-	       "(default %zu)\n",
-	       def.max_message);
-	printf("  --max-metadata N     largest metadata of a session (default "
-	       "%zu)\n",
-	       def.max_metadata);
-	printf("  --idle-ttl SECONDS   idle TTL of sessions made without one "
-	       "(default %" PRIu32 ")\n",
-	       def.idle_ttl_s);
-	printf("  --max-processes N    processes attached at once (default "
-	       "%" PRIu32 ")\n",
-	       def.max_processes);
-	printf("  --unblock-ms MS      how long a stream waits for a stalled "
-	       "publisher\n"
-	       "                       (default %" PRIu32 ")\n",
-	       def.unblock_ms);
-	printf("  --max-subscriptions N\n"
-	       "                       streams one process may have open "
-	       "(default %" PRIu32 ")\n",
-	       def.max_subscriptions);
-	printf("  --mode OCTAL         permissions of the shared-memory object "
-	       "(default %04o)\n",
-	       (unsigned)def.mode);
-	printf("  --sqlite PATH        write the sessions through to the "
-	       "SQLite database PATH,\n"
-	       "                       an absolute path; the sessions it holds "
-	       "are restored\n");
-	printf("  --sqlite-async       commit in the background; by default, "
-	       "each create,\n"
-	       "                       update or delete waits for its commit"
-	       "\n");
-	printf("  --sqlite-lag-ms MS   with --sqlite-async: how long a change "
-	       "may wait to be\n"
-	       "                       committed (default %" PRIu32 ")\n",
-	       def.sqlite_lag_ms);
-	printf("  --sqlite-wait-ms MS  without --sqlite-async: how long a "
-	       "change waits for\n"
-	       "                       another process's commit (default "
-	       "%" PRIu32 ")\n",
-	       def.sqlite_wait_ms);
+	       "                       errors without it, but --sqlite, which "
+	       "then only\n"
+	       "                       checks that the domain writes to "
+	       "PATH\n");
+	tool_create_help(21);
 	printf("  --foreground         do not become a daemon; log to stderr\n"
 	       "  --syslog             log to syslog, in the foreground too\n"
 	       "  --verbose            log every pass, not only those that did "
@@ -352,194 +261,38 @@ static void help(void)
 	       "error.\n");
 }
 
-/* Print a usage error and the hint; return the usage exit status. */
-static int usage_error(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
+/* --interval-ms MS. Returns 0 or the usage exit status. */
+static int set_interval(struct opts *o, const char *arg)
 {
-	va_list ap;
-
-	fputs("seshd: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\ntry 'seshd --help'\n", stderr);
-	return EXIT_USAGE;
-}
-
-/* Parse an unsigned number strictly, as `sesh create` does: digits of
- * @base only, then, if @scaled, one optional k, m or g (powers of 1024);
- * at most @max. */
-static bool parse_number(const char *s, int base, bool scaled,
-			 unsigned long long max, unsigned long long *out)
-{
-	unsigned long long v, mul = 1;
-	char *end;
-
-	if (!isdigit((unsigned char)s[0]))
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, base);
-	if (errno || end == s)
-		return false;
-	if (scaled && *end) {
-		switch (*end++) {
-		case 'k':
-		case 'K':
-			mul = 1ull << 10;
-			break;
-		case 'm':
-		case 'M':
-			mul = 1ull << 20;
-			break;
-		case 'g':
-		case 'G':
-			mul = 1ull << 30;
-			break;
-		default:
-			return false;
-		}
-	}
-	if (*end || v > max / mul)
-		return false;
-	*out = v * mul;
-	return true;
-}
-
-/* The long name of option @id. */
-static const char *opt_name(int id)
-{
-	for (const struct option *o = long_opts; o->name; o++)
-		if (o->val == id)
-			return o->name;
-	return "?";
-}
-
-/*
- * Store the value of the numeric option @id. Which capacities are allowed
- * is the library's to say when it creates the domain; this only checks
- * that the number fits its field. Returns 0 or the usage exit status.
- */
-static int set_number(struct opts *o, int id, const char *arg)
-{
-	bool scaled = id == OPT_STREAM_BYTES || id == OPT_MAX_MESSAGE ||
-		      id == OPT_MAX_METADATA;
-	unsigned long long max = UINT32_MAX, n;
+	unsigned long long n;
 	char q[128];
 
-	if (scaled || id == OPT_MAX_SESSIONS)
-		max = SIZE_MAX;
-	else if (id == OPT_MODE)
-		max = 07777;
-	if (!parse_number(arg, id == OPT_MODE ? 8 : 10, scaled, max, &n))
-		return usage_error("bad number for --%s: '%s'", opt_name(id),
-				   clean(q, sizeof(q), arg));
-	switch (id) {
-	case OPT_MAX_SESSIONS:
-		o->cfg.max_sessions = (size_t)n;
-		break;
-	case OPT_STREAM_BYTES:
-		o->cfg.stream_bytes = (size_t)n;
-		break;
-	case OPT_MAX_MESSAGE:
-		o->cfg.max_message = (size_t)n;
-		break;
-	case OPT_MAX_METADATA:
-		o->cfg.max_metadata = (size_t)n;
-		break;
-	case OPT_IDLE_TTL:
-		o->cfg.idle_ttl_s = (uint32_t)n;
-		break;
-	case OPT_MAX_PROCESSES:
-		o->cfg.max_processes = (uint32_t)n;
-		break;
-	case OPT_UNBLOCK_MS:
-		o->cfg.unblock_ms = (uint32_t)n;
-		break;
-	case OPT_MAX_SUBSCRIPTIONS:
-		o->cfg.max_subscriptions = (uint32_t)n;
-		break;
-	case OPT_MODE:
-		o->cfg.mode = (mode_t)n;
-		break;
-	case OPT_SQLITE_LAG_MS:
-		o->cfg.sqlite_lag_ms = (uint32_t)n;
-		o->lag_given = true;
-		break;
-	case OPT_SQLITE_WAIT_MS:
-		o->cfg.sqlite_wait_ms = (uint32_t)n;
-		o->wait_given = true;
-		break;
-	case OPT_INTERVAL_MS:
-		if (n < INTERVAL_MS_MIN || n > INTERVAL_MS_MAX)
-			return usage_error("--interval-ms must be %u to %u, "
-					   "not '%s'",
-					   INTERVAL_MS_MIN, INTERVAL_MS_MAX,
-					   clean(q, sizeof(q), arg));
-		o->interval_ms = (uint32_t)n;
-		break;
-	}
-	if (id <= OPT_SQLITE_WAIT_MS && !o->first_capacity)
-		o->first_capacity = id;
-	return 0;
-}
-
-/*
- * --sqlite PATH, which must be absolute, as every process of the domain
- * opens the file by the name kept in the segment, from whatever directory
- * it runs in. Returns 0 or the usage exit status.
- */
-static int set_sqlite(struct opts *o, const char *arg)
-{
-	char q[128];
-
-	if (arg[0] != '/')
-		return usage_error("--sqlite needs an absolute path, not '%s'",
-				   clean(q, sizeof(q), arg));
-	if (strlen(arg) > SESH_SQLITE_PATH_MAX)
-		return usage_error("--sqlite: the path is longer than %d bytes",
-				   SESH_SQLITE_PATH_MAX);
-	o->cfg.sqlite_path = arg;
-	if (!o->first_capacity)
-		o->first_capacity = OPT_SQLITE;
+	if (!tool_parse_number(arg, 10, false, UINT32_MAX, &n))
+		return tool_bad_number(NULL, "interval-ms", arg);
+	if (n < INTERVAL_MS_MIN || n > INTERVAL_MS_MAX)
+		return tool_usage_error(
+			NULL, "--interval-ms must be %u to %u, not '%s'",
+			INTERVAL_MS_MIN, INTERVAL_MS_MAX,
+			tool_clean(q, sizeof(q), arg, SIZE_MAX));
+	o->interval_ms = (uint32_t)n;
 	return 0;
 }
 
 /*
  * The options of creating that cannot take effect are usage errors, as
- * `sesh create` has them: any of them without --create; --sqlite above
- * all, since the database of a domain that exists is the one it was
- * created with, which no call reports (sesh_info() does not), so seshd
- * could not even check it. Then the database options without --sqlite,
- * the lag without --sqlite-async, the wait with it. Returns 0 or the
- * usage exit status.
+ * `sesh create` has them: any of them without --create, but --sqlite,
+ * which then names the database the domain must write to (checked once
+ * attached, see check_database()); then the database options where they
+ * have no effect. Returns 0 or the usage exit status.
  */
 static int check_create(const struct opts *o)
 {
-	bool async = o->cfg.sqlite_mode == SESH_SQLITE_ASYNC;
-
-	if (o->cfg.sqlite_path && !o->create)
-		return usage_error("--sqlite is for creating the domain: it "
-				   "needs --create (the database of a domain "
-				   "that exists is the one it was created "
-				   "with, and seshd cannot learn which)");
 	if (o->first_capacity && !o->create)
-		return usage_error("--%s is for creating the domain: it needs "
-				   "--create",
-				   opt_name(o->first_capacity));
-	if (!o->cfg.sqlite_path && (async || o->lag_given || o->wait_given))
-		return usage_error("--%s is for a database: it needs --sqlite",
-				   async	  ? "sqlite-async"
-				   : o->lag_given ? "sqlite-lag-ms"
-						  : "sqlite-wait-ms");
-	if (o->lag_given && !async)
-		return usage_error("--sqlite-lag-ms is for the asynchronous "
-				   "mode: it needs --sqlite-async");
-	if (o->wait_given && async)
-		return usage_error("--sqlite-wait-ms is for the synchronous "
-				   "mode: not with --sqlite-async");
-	return 0;
+		return tool_usage_error(
+			NULL,
+			"--%s is for creating the domain: it needs --create",
+			tool_create_opt_name(o->first_capacity));
+	return tool_create_check(&o->domain, NULL);
 }
 
 /* Take the operand @arg: the domain name, of which there is one. */
@@ -548,33 +301,11 @@ static int take_operand(struct opts *o, const char *arg)
 	char q[128];
 
 	if (o->name)
-		return usage_error("unexpected argument '%s'",
-				   clean(q, sizeof(q), arg));
+		return tool_usage_error(
+			NULL, "unexpected argument '%s'",
+			tool_clean(q, sizeof(q), arg, SIZE_MAX));
 	o->name = arg;
 	return 0;
-}
-
-/* Turn what getopt_long() returned for a bad option into a usage error;
- * argv[optind - 1] is the word it examined (no permutation). */
-static int option_error(int c, char **argv)
-{
-	const char *word = argv[optind - 1];
-	char q[128];
-
-	if (c == ':')
-		return usage_error("option '%s' needs an argument",
-				   clean(q, sizeof(q), word));
-	if (optopt >= 256)
-		return usage_error("option '--%s' takes no argument",
-				   opt_name(optopt));
-	if (optopt > 0 && strncmp(word, "--", 2) != 0) {
-		char s[2] = {(char)optopt, '\0'};
-
-		return usage_error("unknown option '-%s'",
-				   clean(q, sizeof(q), s));
-	}
-	return usage_error("unknown or ambiguous option '%s'",
-			   clean(q, sizeof(q), word));
 }
 
 /*
@@ -588,7 +319,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 
 	memset(o, 0, sizeof(*o));
 	o->interval_ms = INTERVAL_MS_DEFAULT;
-	sesh_config_init(&o->cfg);
+	tool_create_init(&o->domain);
 	/* '-': operands in order; ':': tell a missing argument apart */
 	while (!err &&
 	       (c = getopt_long(argc, argv, "-:hV", long_opts, NULL)) != -1) {
@@ -604,6 +335,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			printf("seshd %s\n", PACKAGE_VERSION);
 			return fflush(stdout) == 0 ? EXIT_SUCCESS
 						   : EXIT_FAILURE;
+		case OPT_INTERVAL_MS:
+			err = set_interval(o, optarg);
+			break;
 		case OPT_CREATE:
 			o->create = true;
 			break;
@@ -616,20 +350,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case OPT_VERBOSE:
 			o->verbose = true;
 			break;
-		case OPT_SQLITE:
-			err = set_sqlite(o, optarg);
-			break;
-		case OPT_SQLITE_ASYNC:
-			o->cfg.sqlite_mode = SESH_SQLITE_ASYNC;
-			if (!o->first_capacity)
-				o->first_capacity = OPT_SQLITE_ASYNC;
-			break;
-		case ':':
-		case '?':
-			err = option_error(c, argv);
-			break;
 		default:
-			err = set_number(o, c, optarg);
+			err = tool_create_opt(&o->domain, NULL, c, optarg);
+			if (err < 0) /* '?' or ':' */
+				err = tool_option_error(NULL, long_opts, c,
+							argv);
+			else if (c != TOOL_OPT_SQLITE && !o->first_capacity)
+				o->first_capacity = c;
 			break;
 		}
 	}
@@ -638,7 +365,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	if (err)
 		return err;
 	if (!o->name)
-		return usage_error("missing domain name");
+		return tool_usage_error(NULL, "missing domain name");
 	err = check_create(o);
 	return err ? err : -1;
 }
@@ -662,79 +389,113 @@ static void set_path(struct seshd *sd)
 }
 
 /*
- * Take the identity of the domain the handle @d maps: its id, and the file
- * @st that the name led to just before @d was opened. If the name was
- * replaced in between, @st is another file than @d's, and the next
- * check_name() finds it out and asks the library.
+ * Take the identity of the domain that sesh_info() described in @in: its
+ * id, and the file @st that the name led to just before it was opened. If
+ * the name was replaced in between, @st is another file than the
+ * domain's, and the next check_name() finds it out and asks the library.
  */
-static int take_ident(struct seshd *sd, sesh_t *d, const struct stat *st,
-		      bool have_st)
+static void take_ident(struct seshd *sd, const sesh_info_t *in,
+		       const struct stat *st, bool have_st)
 {
-	sesh_info_t in;
-	int err;
-
-	err = sesh_info(d, &in);
-	if (err < 0)
-		return err;
-	sd->domain_id = in.domain_id;
+	sd->domain_id = in->domain_id;
 	sd->have_ident = have_st;
 	if (have_st) {
 		sd->dev = st->st_dev;
 		sd->ino = st->st_ino;
 	}
-	return 0;
 }
 
-/*
- * With --create and --sqlite, a domain that existed keeps the database it
- * was created with, or none: say so when its mode is not what the options
- * ask for. Its path cannot be compared, as no call reports it.
- */
-static void check_database(struct seshd *sd)
+/* Whether the database paths @a and @b name one file: the same name, or
+ * two names of a file that exists. */
+static bool same_file(const char *a, const char *b)
 {
-	const sesh_config_t *c = &sd->o->cfg;
-	int want = c->sqlite_mode == SESH_SQLITE_ASYNC ? 2 : 1;
-	sesh_health_t h;
+	struct stat sa, sb;
 
-	memset(&h, 0, sizeof(h));
-	if (sesh_health(sd->d, &h) != 0 || h.persist == want)
-		return;
-	if (h.persist == 0)
-		logmsg(LOG_WARNING, "--sqlite not used: the domain existed, "
-				    "and writes to no database");
-	else
+	if (strcmp(a, b) == 0)
+		return true;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* attach(): the domain does not write to the database of --sqlite; sd->why
+ * says what it writes to. */
+#define OTHER_DATABASE 1
+
+/*
+ * With --sqlite, the domain described in @in must write to that database:
+ * the operator named the file the sessions must reach, and a domain's
+ * database is fixed when it is created, so a domain that writes to
+ * another one or none is refused, created by another or existing already
+ * under --create. Returns 0 or OTHER_DATABASE. A domain that existed under
+ * --create and writes to the database in the other mode only gets a
+ * warning: the sessions reach the file all the same.
+ */
+static int check_database(struct seshd *sd, const sesh_info_t *in)
+{
+	const struct opts *o = sd->o;
+	const sesh_config_t *c = &o->domain.cfg;
+	const char *existed = o->create ? "existed, and " : "";
+	char want[4 * SESH_SQLITE_PATH_MAX + 8];
+	char has[4 * SESH_SQLITE_PATH_MAX + 8];
+
+	if (!c->sqlite_path)
+		return 0;
+	tool_clean(want, sizeof(want), c->sqlite_path, SIZE_MAX);
+	if (!in->sqlite_path[0]) {
+		snprintf(sd->why, sizeof(sd->why),
+			 "the domain %swrites to no database, not to %s "
+			 "(--sqlite): a domain's database is chosen when it is "
+			 "created",
+			 existed, want);
+		return OTHER_DATABASE;
+	}
+	if (!same_file(in->sqlite_path, c->sqlite_path)) {
+		snprintf(sd->why, sizeof(sd->why),
+			 "the domain %swrites to the database %s, not to %s "
+			 "(--sqlite): a domain's database is chosen when it is "
+			 "created",
+			 existed,
+			 tool_clean(has, sizeof(has), in->sqlite_path,
+				    sizeof(in->sqlite_path)),
+			 want);
+		return OTHER_DATABASE;
+	}
+	if (o->create && in->sqlite_mode != c->sqlite_mode)
 		logmsg(LOG_WARNING,
 		       "the domain existed, and writes to its database %s, "
 		       "not %s",
-		       h.persist == 1 ? "synchronously" : "asynchronously",
-		       want == 1 ? "synchronously" : "asynchronously");
+		       in->sqlite_mode == SESH_SQLITE_ASYNC ? "asynchronously"
+							    : "synchronously",
+		       c->sqlite_mode == SESH_SQLITE_ASYNC ? "asynchronously"
+							   : "synchronously");
+	return 0;
 }
 
-/* Attach to the domain, creating it with --create. Returns 0 or a
- * negative errno. */
+/* Attach to the domain, creating it with --create, and check its database
+ * against --sqlite. Returns 0, a negative errno, or OTHER_DATABASE. */
 static int attach(struct seshd *sd)
 {
 	const struct opts *o = sd->o;
 	struct stat st;
+	sesh_info_t in;
 	bool have_st;
 	sesh_t *d;
 	int err;
 
 	have_st = sd->have_path && stat(sd->path, &st) == 0;
-	err = sesh_open(o->name, NULL, o->create ? &o->cfg : NULL,
+	err = sesh_open(o->name, NULL, o->create ? &o->domain.cfg : NULL,
 			o->create ? SESH_CREATE : 0, &d);
 	if (err < 0)
 		return err;
-	err = take_ident(sd, d, &st, have_st);
-	if (err < 0) {
+	err = sesh_info(d, &in);
+	if (err == 0)
+		err = check_database(sd, &in);
+	if (err != 0) {
 		sesh_close(d);
 		return err;
 	}
+	take_ident(sd, &in, &st, have_st);
 	sd->d = d;
-	/* The name led to a file before the open: this one, most likely,
-	 * and not made by us. */
-	if (o->create && o->cfg.sqlite_path && have_st)
-		check_database(sd);
 	return 0;
 }
 
@@ -777,76 +538,32 @@ static int check_name(struct seshd *sd)
 	return 1;
 }
 
-/* Why the directory of the absolute @path cannot hold a file, as far as
- * stat() tells, or NULL. */
-static const char *dir_problem(const char *path)
-{
-	char dir[SESH_SQLITE_PATH_MAX + 1];
-	const char *slash = strrchr(path, '/');
-	size_t len = slash == path ? 1 : (size_t)(slash - path);
-	struct stat st;
-
-	if (len > SESH_SQLITE_PATH_MAX)
-		return NULL;
-	memcpy(dir, path, len);
-	dir[len] = '\0';
-	if (stat(dir, &st) != 0)
-		return strerror(errno);
-	return S_ISDIR(st.st_mode) ? NULL : strerror(ENOTDIR);
-}
-
 /*
- * Why attaching failed, in words: -ENOENT and -EINVAL can say more here
- * than the library's words for them, and so can -EIO, -EPROTO, -ENOSPC
- * and -ENOTSUP when creating with a database, which may be its errors.
- * The words may be in a static buffer, valid until the next call.
+ * Why attaching failed, in words: those of tool_open_error() where the
+ * library's are too general (with --create and --sqlite, -EIO, -EPROTO,
+ * -ENOSPC and -E2BIG may be the database's), -ENOENT and -EINVAL, which
+ * can say more here, and the check of --sqlite. The words may be in a
+ * static buffer, valid until the next call.
  */
 static const char *attach_error(const struct seshd *sd, int err)
 {
-	static char buf[4 * SESH_SQLITE_PATH_MAX + 256];
-	const char *path = sd->o->create ? sd->o->cfg.sqlite_path : NULL, *dir;
-	char q[4 * SESH_SQLITE_PATH_MAX + 8];
+	static char buf[TOOL_OPEN_ERROR_SIZE];
+	const struct opts *o = sd->o;
+	const char *why;
 
-	if (err == -EINVAL && path)
-		return "invalid argument: a bad name, or a capacity or a "
-		       "database option out of range (see sesh_open(3))";
-	if (err == -EINVAL && sd->o->create)
-		return "invalid argument: a bad name, or a capacity out of "
-		       "range (see sesh_open(3))";
+	if (err == OTHER_DATABASE)
+		return sd->why;
+	why = tool_open_error(buf, sizeof(buf), err, o->domain.cfg.sqlite_path,
+			      o->create ? SESH_CREATE : 0);
+	if (why)
+		return why;
 	if (err == -EINVAL)
 		return "invalid argument: a bad name";
-	if (err == -ENOENT && sd->o->create)
+	if (err == -ENOENT && o->create)
 		return "no such directory (SESH_SHM_DIR)";
 	if (err == -ENOENT)
 		return "no such domain (--create makes it)";
-	if (!path)
-		return sesh_strerror(err);
-	if (err == -ENOTSUP)
-		return "--sqlite: this sesh library was built without SQLite";
-	if (err == -EIO && (dir = dir_problem(path)) != NULL)
-		snprintf(buf, sizeof(buf),
-			 "the database %s cannot be created: its directory: %s",
-			 clean(q, sizeof(q), path), dir);
-	else if (err == -EIO)
-		snprintf(buf, sizeof(buf),
-			 "the database %s cannot be opened, created or read "
-			 "(or an unexpected system error)",
-			 clean(q, sizeof(q), path));
-	else if (err == -EPROTO)
-		snprintf(buf, sizeof(buf),
-			 "%s is not a sesh database, or has a newer schema "
-			 "(or the domain's object is not a sesh domain)",
-			 clean(q, sizeof(q), path));
-	else if (err == -ENOSPC)
-		snprintf(buf, sizeof(buf),
-			 "no space left: the database %s holds more live "
-			 "sessions than --max-sessions or metadata larger than "
-			 "--max-metadata, or the segment is too large, or the "
-			 "registry is full",
-			 clean(q, sizeof(q), path));
-	else
-		return sesh_strerror(err);
-	return buf;
+	return sesh_strerror(err);
 }
 
 /* Detach from a domain that is no longer NAME's. */
@@ -927,7 +644,8 @@ static void log_persist(struct seshd *sd, const sesh_reap_report_t *r)
 	if (!h.persist_ok && h.persist_error[0])
 		snprintf(reason, sizeof(reason),
 			 "writing to the database failed: %s; see sesh health",
-			 clean(q, sizeof(q), h.persist_error));
+			 tool_clean(q, sizeof(q), h.persist_error,
+				    sizeof(h.persist_error)));
 	else
 		snprintf(reason, sizeof(reason),
 			 "writing to the database failed; see sesh health");
@@ -1014,7 +732,7 @@ static void turn(struct seshd *sd)
 	}
 	if (!sd->d) {
 		err = attach(sd);
-		if (err < 0) {
+		if (err != 0) {
 			log_error(sd, "attaching", err, attach_error(sd, err));
 			return;
 		}
@@ -1283,7 +1001,7 @@ int main(int argc, char **argv)
 	if (status >= 0)
 		return status;
 	fill_std_fds();
-	log_name = clean(qname, sizeof(qname), o.name);
+	log_name = tool_clean(qname, sizeof(qname), o.name, SIZE_MAX);
 	err = block_signals(&set);
 	if (err < 0) {
 		fprintf(stderr, "seshd: %s: cannot block signals: %s\n",
@@ -1304,7 +1022,7 @@ int main(int argc, char **argv)
 	sd.o = &o;
 	set_path(&sd);
 	err = attach(&sd);
-	if (err < 0) {
+	if (err != 0) {
 		logmsg(LOG_ERR, "%s", attach_error(&sd, err));
 		if (fd >= 0)
 			tell_parent(fd, attach_error(&sd, err));
