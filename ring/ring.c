@@ -1012,30 +1012,6 @@ void ring_retired_note(struct sesh *d, uint64_t stream)
 		(void)reclaim(d, batch, n);
 }
 
-uint64_t ring_sweep(struct sesh *d)
-{
-	const struct shm_seg *s = &d->seg;
-	uint64_t r, freed = 0;
-	uint32_t batch[256];
-	size_t n = 0;
-
-	for (r = 0; r < s->geom.nrings; r++) {
-		_Atomic uint64_t *sw = ring_state(s, r);
-
-		if (sw == NULL)
-			break;
-		if (SHM_BLK_STATE(atomic_load_explicit(
-			    sw, memory_order_relaxed)) != SHM_BLK_RETIRED)
-			continue;
-		batch[n++] = (uint32_t)r;
-		if (n == 256) {
-			freed += reclaim(d, batch, n);
-			n = 0;
-		}
-	}
-	return freed + reclaim(d, batch, n);
-}
-
 uint64_t ring_sweep_range(struct sesh *d, uint64_t from, uint64_t n,
 			  uint64_t *next)
 {
@@ -1060,6 +1036,13 @@ uint64_t ring_sweep_range(struct sesh *d, uint64_t from, uint64_t n,
 	}
 	*next = r >= s->geom.nrings ? 0 : r;
 	return freed + reclaim(d, batch, k);
+}
+
+uint64_t ring_sweep(struct sesh *d)
+{
+	uint64_t next;
+
+	return ring_sweep_range(d, 0, d->seg.geom.nrings, &next);
 }
 
 /*
