@@ -342,8 +342,10 @@ static int reap_pass(bool always)
 		       "%" PRIu32 " dead process%s recovered",
 		       r.processes_recovered,
 		       r.processes_recovered == 1 ? "" : "es");
-	if (r.full_recovery)
-		append(line, sizeof(line), "whole domain walked");
+	if (r.recovery_walk)
+		append(line, sizeof(line), "%s",
+		       r.recovery_done ? "recovery walk finished"
+				       : "recovery walk goes on");
 	if (r.sessions_expired)
 		append(line, sizeof(line), "%zu session%s expired",
 		       r.sessions_expired, plural(r.sessions_expired));

@@ -116,12 +116,17 @@ static bool reaper_gone(const struct sesh *d, uint64_t owner, int64_t now)
 	       now - last > (int64_t)SESH_REAPER_STALE_S * 1000000000;
 }
 
-/* Step 1: dead processes, and the walk their deaths ask for. */
+/* Step 1: dead processes, and the walk their deaths ask for: REAP_BUDGET
+ * blocks or rings of it a pass, from where the last pass left it. A
+ * death during the walk asks for another, done after this one. */
 static int reap_dead(struct sesh *d, sesh_reap_report_t *r)
 {
 	struct shm_header *h = shm_hdr(&d->seg);
-	struct idx_recovery rec;
-	uint64_t req;
+	struct shm_reaper *rp = reaper_of(&d->seg);
+	struct idx_recover_walk w;
+	struct idx_recovery rec = {0};
+	uint64_t req, target;
+	uint32_t phase;
 	int n, rc;
 
 	n = shm_recover_procs(d);
@@ -131,18 +136,43 @@ static int reap_dead(struct sesh *d, sesh_reap_report_t *r)
 	/* Seq-cst: pairs with the bump made before a dead slot is emptied,
 	 * so a slot emptied before this load is covered by the walk. */
 	req = atomic_load(&h->recover_req);
-	if (req == atomic_load(&h->recover_done))
-		return 0;
-	rc = idx_recover(d, &rec);
+	target = atomic_load_explicit(&rp->rec_target, memory_order_relaxed);
+	if (target == 0 || target > req ||
+	    target <= atomic_load(&h->recover_done)) {
+		if (req == atomic_load(&h->recover_done))
+			return 0;
+		/* A new walk. A writer may have died between its change
+		 * and its note: the database is rewritten too. */
+		target = req;
+		atomic_store_explicit(&rp->rec_block, 0, memory_order_relaxed);
+		atomic_store_explicit(&rp->rec_ring, 0, memory_order_relaxed);
+		atomic_store_explicit(&rp->rec_phase, 0, memory_order_relaxed);
+		atomic_store_explicit(&rp->rec_target, target,
+				      memory_order_relaxed);
+		persist_resync(&d->seg);
+	}
+	w.block = atomic_load_explicit(&rp->rec_block, memory_order_relaxed);
+	w.ring = atomic_load_explicit(&rp->rec_ring, memory_order_relaxed);
+	w.phase = atomic_load_explicit(&rp->rec_phase, memory_order_relaxed);
+	if (w.phase > 2)
+		w.phase = 0; /* scribbled: start over */
+	r->recovery_walk = 1;
+	/* At most REAP_BUDGET blocks, then REAP_BUDGET rings. */
+	phase = w.phase;
+	rc = idx_recover_step(d, &w, REAP_BUDGET, &rec);
+	if (rc == 0 && phase == 0 && w.phase == 1)
+		rc = idx_recover_step(d, &w, REAP_BUDGET, &rec);
+	atomic_store_explicit(&rp->rec_block, w.block, memory_order_relaxed);
+	atomic_store_explicit(&rp->rec_ring, w.ring, memory_order_relaxed);
+	atomic_store_explicit(&rp->rec_phase, w.phase, memory_order_relaxed);
+	r->holes_unblocked += (size_t)rec.holes;
 	if (rc < 0)
 		return rc;
-	idx_recover_done(&d->seg, req);
-	/* A writer may have died between its change and its note. */
-	persist_resync(&d->seg);
-	r->full_recovery = 1;
-	r->blocks_freed += (size_t)rec.blocks_freed;
-	r->rings_freed += (size_t)rec.rings_freed;
-	r->holes_unblocked += (size_t)rec.holes;
+	if (rc == 1) {
+		idx_recover_done(&d->seg, target);
+		atomic_store_explicit(&rp->rec_target, 0, memory_order_relaxed);
+		r->recovery_done = 1;
+	}
 	return 0;
 }
 

@@ -1006,9 +1006,10 @@ typedef struct sesh_reap_report {
 	uint64_t duration_ns;	      /**< how long the pass took */
 	uint32_t processes_recovered; /**< dead processes whose registry
 				       * slots were freed */
-	uint32_t full_recovery;	      /**< 1 if the pass walked the whole
-				       * domain to recover what dead
-				       * processes held */
+	uint32_t recovery_walk;	      /**< 1 if the pass took part in a
+				       * recovery walk (after a death) */
+	uint32_t recovery_done;	      /**< 1 if that walk finished in this
+				       * pass */
 	size_t sessions_expired;      /**< idle sessions removed, with
 				       * their streams */
 	size_t buckets_scanned;	      /**< index buckets the expiry sweep
@@ -1036,10 +1037,12 @@ typedef struct sesh_reap_report {
  *
  * In order: (1) dead processes are found through their liveness locks and
  * their registry slots, epoch reader slots and subscriptions are freed;
- * when any died since the last complete recovery, the pass also walks the
- * domain to repair stripe locks they held, free the record blocks they had
- * claimed and not linked, settle the rings they were creating, and turn
- * their half-written stream messages into padding; (2) the next share of
+ * when any died since the last complete recovery, the pass also takes the
+ * next share of a walk of the domain that repairs stripe locks they held,
+ * frees the record blocks they had claimed and not linked, settles the
+ * rings they were creating or freeing, retires rings whose sessions they
+ * were removing, and turns their half-written stream messages into
+ * padding; (2) the next share of
  * the index is swept for sessions idle past their TTL, which are removed
  * with their streams (subscribers drain what was committed, then get
  * -ENOENT); (3) the epoch is advanced and retired record blocks and rings
@@ -1049,11 +1052,11 @@ typedef struct sesh_reap_report {
  * (see "Persistence"); a database that fails sets persist_error in the
  * report, not an error of the call.
  *
- * Work per pass is bounded: the sweep of step (2) and the frees of step
- * (3) each look at most at 262144 buckets or state words, from where the
- * previous pass stopped. A domain has two buckets or more per session, so
- * one of 131072 sessions is covered in each pass, one of a million in
- * eight. Only the recovery after a death walks everything.
+ * Work per pass is bounded: the recovery walk of step (1), the sweep of
+ * step (2) and the frees of step (3) each look at most at 262144 record
+ * blocks, rings, buckets or state words, from where the previous pass
+ * stopped. A domain has two buckets or more per session, so one of 131072
+ * sessions is covered in each pass, one of a million in eight.
  *
  * One pass runs at a time in a domain: the pass holds a lease (a lock
  * the kernel drops if the process dies), and a call that finds it held

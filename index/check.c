@@ -69,52 +69,57 @@ static void recover_one(_Atomic uint64_t *w, uint64_t v, unsigned c, uint64_t k,
 		recover_block(&x->d->seg, w, c, k, v);
 }
 
-/* Settle the rings: with every stripe held, note which rings linked
- * records name, and let ring_recover() fix the rest. */
-static int recover_rings(struct sesh *d, uint8_t *cache,
-			 struct idx_recovery *out)
+/* With bucket b's stripe held: whether a record of its chain holds
+ * `stream`. */
+static bool chain_names(const struct shm_seg *s, uint64_t b, uint64_t stream)
 {
-	const struct shm_seg *s = &d->seg;
-	uint64_t *linked, b;
-	int rc;
+	uint64_t off = idx_head(s, b), n;
+	struct idx_view v;
 
-	linked = calloc((s->geom.nrings + 63) / 64, sizeof(*linked));
-	if (linked == NULL)
-		return -ENOMEM;
-	rc = idx_lock_all(s);
-	if (rc < 0) {
-		free(linked);
-		return rc;
+	for (n = 0; off != 0 && n < IDX_CHAIN_MAX; n++) {
+		if (!idx_view(s, off, &v))
+			return false;
+		if (v.stream == stream)
+			return true;
+		off = atomic_load_explicit(&v.r->next, memory_order_acquire);
 	}
-	for (b = 0; b < s->geom.nbuckets; b++) {
-		uint64_t off = idx_head(s, b), n;
-		struct idx_view v;
-
-		for (n = 0; off != 0 && n < IDX_CHAIN_MAX; n++) {
-			uint64_t r;
-
-			if (!idx_view(s, off, &v))
-				break;
-			r = (v.stream & 0xffffffffu) - 1;
-			if (r < s->geom.nrings)
-				linked[r / 64] |= (uint64_t)1 << (r % 64);
-			off = atomic_load_explicit(&v.r->next,
-						   memory_order_acquire);
-		}
-	}
-	out->rings_freed = ring_recover(d, linked, cache, &out->holes);
-	idx_unlock_all(s);
-	free(linked);
-	return 0;
+	return false;
 }
 
-int idx_recover(struct sesh *d, struct idx_recovery *out)
+/* Rings [from, from + n): settle each that may need it under the lock of
+ * the stripe its record would be in. Returns where to go on (0 at the
+ * end), or a negative errno. */
+static int64_t recover_rings(struct sesh *d, uint64_t from, uint64_t n,
+			     uint8_t *cache, struct idx_recovery *out)
+{
+	const struct shm_seg *s = &d->seg;
+	uint64_t r, b, stream;
+
+	for (r = from; r < s->geom.nrings && n > 0; r++, n--) {
+		uint32_t st;
+		int rc;
+
+		if (!ring_recover_bucket(d, r, cache, &b, &stream))
+			continue;
+		st = (uint32_t)(b & (s->geom.nstripes - 1));
+		rc = idx_stripe_lock(s, st);
+		if (rc < 0)
+			return rc;
+		out->holes += ring_recover_one(d, r, chain_names(s, b, stream),
+					       cache);
+		idx_stripe_unlock(s, st);
+	}
+	return r >= s->geom.nrings ? 0 : (int64_t)r;
+}
+
+int idx_recover_step(struct sesh *d, struct idx_recover_walk *w, uint64_t n,
+		     struct idx_recovery *out)
 {
 	struct walk_ctx x = {0};
 	const struct shm_seg *s = &d->seg;
+	int64_t next;
 	int rc;
 
-	memset(out, 0, sizeof(*out));
 	/* Locking each stripe once repairs any whose holder died. */
 	rc = idx_lock_all(s);
 	if (rc < 0)
@@ -123,18 +128,45 @@ int idx_recover(struct sesh *d, struct idx_recovery *out)
 	rc = idx_recount(s);
 	if (rc < 0)
 		return rc;
-
 	x.d = d;
 	x.cache = calloc(s->geom.max_procs, 1);
 	if (x.cache == NULL)
 		return -ENOMEM;
-	shm_blk_each(s, -1, recover_one, &x);
-	out->blocks_freed = gc_reclaim(s, &d->alloc);
-	out->blocks_freed += gc_sweep(s, -1);
-	memset(x.cache, 0, s->geom.max_procs);
-	rc = recover_rings(d, x.cache, out);
+	if (w->phase == 0) {
+		/* Blocks OWNED by the dead that no chain links: retired. */
+		w->block = shm_blk_range(s, w->block, n, recover_one, &x);
+		if (w->block == 0)
+			w->phase = 1;
+	} else if (w->phase == 1) {
+		memset(x.cache, 0, s->geom.max_procs);
+		next = recover_rings(d, w->ring, n, x.cache, out);
+		if (next < 0) {
+			free(x.cache);
+			return (int)next;
+		}
+		w->ring = (uint64_t)next;
+		if (w->ring == 0)
+			w->phase = 2;
+	}
 	free(x.cache);
-	return rc;
+	return w->phase >= 2;
+}
+
+int idx_recover(struct sesh *d, struct idx_recovery *out)
+{
+	struct idx_recover_walk w = {0};
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	do
+		rc = idx_recover_step(d, &w, UINT64_MAX, out);
+	while (rc == 0);
+	if (rc < 0)
+		return rc;
+	out->blocks_freed = gc_reclaim(&d->seg, &d->alloc);
+	out->blocks_freed += gc_sweep(&d->seg, -1);
+	out->rings_freed = ring_sweep(d);
+	return 0;
 }
 
 int sesh_recover(sesh_t *d)

@@ -883,14 +883,14 @@ static int create(struct sesh *d, const char *id, const char *user,
 		 * the counts stay as they are. Its stream ends first, so the
 		 * new one starts above its ids. */
 		ring_retire(d, old.stream);
-		ring_start(d, n.stream);
+		ring_start(d, n.stream, k.bucket);
 		swap_in(&d->seg, link, &old, r, off, owner);
 		ring_live(d, n.stream, owner);
 	} else {
 		rc = count_take(&d->seg, e);
 		if (rc == 0) {
 			point(IDX_P_CREATE_COUNTED);
-			ring_start(d, n.stream);
+			ring_start(d, n.stream, k.bucket);
 			link = idx_bucket(&d->seg, k.bucket);
 			head = atomic_load_explicit(link, memory_order_relaxed);
 			atomic_store_explicit(&r->next, head,

@@ -171,6 +171,21 @@ struct idx_recovery {
 	uint64_t holes;	       /* dead publishers' claims made padding */
 };
 
+/* Where a recovery walk is: phase 0 the blocks from `block`, 1 the rings
+ * from `ring`, 2 done. */
+struct idx_recover_walk {
+	uint64_t block, ring;
+	uint32_t phase;
+};
+
+/* One step of a recovery walk: repair the stripes and counts, then look
+ * at n more blocks or rings (retire blocks the dead owned unlinked;
+ * settle rings of dead creators and reclaimers, retire rings no record
+ * names, pad dead publishers' claims, counted in out->holes). Returns 1
+ * once the walk is done, 0 if it is not, or a negative errno. */
+int idx_recover_step(struct sesh *d, struct idx_recover_walk *w, uint64_t n,
+		     struct idx_recovery *out);
+
 /* Walk the whole domain and recover what processes that died held:
  * repair their stripes and the counts, retire the blocks they owned
  * unlinked, settle their rings and stream claims, free what is past its

@@ -818,7 +818,7 @@ int ring_assign(struct sesh *d, uint64_t owner, uint64_t *stream)
 	return 0;
 }
 
-void ring_start(struct sesh *d, uint64_t stream)
+void ring_start(struct sesh *d, uint64_t stream, uint64_t bucket)
 {
 	struct shm_header *hd = shm_hdr(&d->seg);
 	struct ring_hdr *h = ring_hdr_of(&d->seg, ring_index(stream));
@@ -830,6 +830,7 @@ void ring_start(struct sesh *d, uint64_t stream)
 	if (base <= floor)
 		base = floor + 1;
 	atomic_store_explicit(&h->base, base, memory_order_relaxed);
+	atomic_store_explicit(&h->bucket, bucket, memory_order_relaxed);
 }
 
 static void state_set(struct sesh *d, uint64_t stream, uint64_t from,
@@ -1084,63 +1085,77 @@ static uint64_t settle_dead(struct sesh *d, uint64_t r, uint8_t *cache)
 	return padded;
 }
 
-uint64_t ring_recover(struct sesh *d, const uint64_t *linked, uint8_t *cache,
-		      uint64_t *holes)
+bool ring_recover_bucket(struct sesh *d, uint64_t r, uint8_t *cache,
+			 uint64_t *bucket, uint64_t *stream)
+{
+	_Atomic uint64_t *sw = ring_state(&d->seg, r);
+	struct ring_hdr *h = ring_hdr_of(&d->seg, r);
+	uint64_t v;
+
+	if (sw == NULL || h == NULL)
+		return false;
+	v = atomic_load(sw);
+	switch (SHM_BLK_STATE(v)) {
+	case SHM_BLK_OWNED:
+		if (!shm_owner_dead(d, v, cache))
+			return false; /* a live creator's */
+		break;
+	case SHM_BLK_LIVE:
+		break;
+	case RING_RECLAIMING:
+		break;
+	default:
+		return false;
+	}
+	/* Untrusted: out of range means no chain can name the ring. */
+	*bucket = atomic_load_explicit(&h->bucket, memory_order_relaxed);
+	if (*bucket >= d->seg.geom.nbuckets)
+		*bucket = 0;
+	*stream = RING_STREAM(r, atomic_load(&h->gen));
+	return true;
+}
+
+uint64_t ring_recover_one(struct sesh *d, uint64_t r, bool linked,
+			  uint8_t *cache)
 {
 	const struct shm_seg *s = &d->seg;
-	uint64_t r;
+	_Atomic uint64_t *sw = ring_state(s, r);
+	struct ring_hdr *h = ring_hdr_of(s, r);
+	uint64_t v, st;
 
-	*holes = 0;
-	for (r = 0; r < s->geom.nrings; r++) {
-		_Atomic uint64_t *sw = ring_state(s, r);
-		struct ring_hdr *h = ring_hdr_of(s, r);
-		bool used;
-		uint64_t v;
-
-		if (sw == NULL || h == NULL)
-			break;
-		v = atomic_load(sw);
-		used = (linked[r / 64] >> (r % 64)) & 1;
-		switch (SHM_BLK_STATE(v)) {
-		case SHM_BLK_OWNED:
-			/* A creator's, or a dead creator's: linked means the
-			 * session exists, unlinked means it never will. */
-			if (!shm_owner_dead(d, v, cache))
-				break;
-			if (used) {
-				if (atomic_compare_exchange_strong(
-					    sw, &v, SHM_BLK_LIVE))
-					*holes += settle_dead(d, r, cache);
-				break;
-			}
-			/* fall through */
-		case SHM_BLK_LIVE:
-			if (used) {
-				*holes += settle_dead(d, r, cache);
-				break;
-			}
-			/* Unlinked: its creator died before linking, or its
-			 * deleter between unlink and retire. */
-			{
-				uint64_t st =
-					RING_STREAM(r, atomic_load(&h->gen));
-
-				ring_retire(d, st);
-				ring_retired_note(d, st);
-			}
-			break;
-		case RING_RECLAIMING:
-			if (shm_owner_dead(d,
-					   (v & ~(uint64_t)0xf) | SHM_BLK_OWNED,
-					   cache))
-				(void)atomic_compare_exchange_strong(
-					sw, &v, shm_blk_retired(0));
-			break;
-		default:
-			break;
-		}
+	if (sw == NULL || h == NULL)
+		return 0;
+	v = atomic_load(sw);
+	switch (SHM_BLK_STATE(v)) {
+	case SHM_BLK_OWNED:
+		/* A creator's, or a dead creator's: linked means the session
+		 * exists, unlinked means it never will. */
+		if (!shm_owner_dead(d, v, cache))
+			return 0;
+		if (linked)
+			return atomic_compare_exchange_strong(sw, &v,
+							      SHM_BLK_LIVE)
+				       ? settle_dead(d, r, cache)
+				       : 0;
+		/* fall through */
+	case SHM_BLK_LIVE:
+		if (linked)
+			return settle_dead(d, r, cache);
+		/* Unlinked: its creator died before linking, or its deleter
+		 * between unlink and retire. */
+		st = RING_STREAM(r, atomic_load(&h->gen));
+		ring_retire(d, st);
+		ring_retired_note(d, st);
+		return 0;
+	case RING_RECLAIMING:
+		if (shm_owner_dead(d, (v & ~(uint64_t)0xf) | SHM_BLK_OWNED,
+				   cache))
+			(void)atomic_compare_exchange_strong(
+				sw, &v, shm_blk_retired(0));
+		return 0;
+	default:
+		return 0;
 	}
-	return ring_sweep(d);
 }
 
 uint64_t ring_last_id(const struct shm_seg *s, uint64_t stream)

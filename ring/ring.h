@@ -48,7 +48,9 @@ struct ring_hdr {
 	_Atomic uint64_t gen;
 	_Atomic uint64_t base;	   /* event id of sequence 0 */
 	_Atomic uint64_t reserved; /* 1 + gen whose memory is reserved */
-	uint8_t pad0[SHM_CACHELINE - 24];
+	_Atomic uint64_t bucket;   /* index bucket of its session's record
+				    * (recovery looks there for it) */
+	uint8_t pad0[SHM_CACHELINE - 32];
 	/* Producers. The tail {pos, seq}: the next byte position and
 	 * sequence to claim, moved together by one 128-bit CAS (RING_CLOSED
 	 * in pos once the session is gone). The front {seq, pos}: every
@@ -88,8 +90,9 @@ _Static_assert(sizeof(struct ring_desc) == RING_DESC, "descriptors");
 int ring_assign(struct sesh *d, uint64_t owner, uint64_t *stream);
 
 /* Under the stripe lock, before the record is linked: pick the ring's
- * first event id, above every id a closed stream issued. */
-void ring_start(struct sesh *d, uint64_t stream);
+ * first event id, above every id a closed stream issued, and note the
+ * bucket the record goes to. */
+void ring_start(struct sesh *d, uint64_t stream, uint64_t bucket);
 
 /* After the record is linked: the ring is in use. */
 void ring_live(struct sesh *d, uint64_t stream, uint64_t owner);
@@ -121,14 +124,19 @@ uint64_t ring_sweep(struct sesh *d);
 uint64_t ring_sweep_range(struct sesh *d, uint64_t from, uint64_t n,
 			  uint64_t *next);
 
-/* sesh_recover(), with every stripe locked: `linked` has a bit per ring,
- * set for the rings linked records name. Rings of dead creators and
- * reclaimers are settled, rings no record names are retired, messages
- * that dead publishers claimed in live rings become padding (*holes
- * counts them), then every reclaimable ring is freed: returns how many.
- * `cache` is as for shm_owner_dead(). */
-uint64_t ring_recover(struct sesh *d, const uint64_t *linked, uint8_t *cache,
-		      uint64_t *holes);
+/* Recovery, ring by ring. ring_recover_bucket(): whether ring r may need
+ * settling (OWNED by the dead, LIVE, RECLAIMING by the dead), and if so
+ * the bucket whose chain says if a record names it, and the stream word
+ * such a record holds. Then, with that bucket's stripe locked:
+ * ring_recover_one() settles the ring: a dead creator's ring becomes LIVE
+ * if linked, else is retired, as is a LIVE ring no record names; a dead
+ * reclaimer's goes back to RETIRED; messages that dead publishers
+ * claimed in a LIVE ring become padding (returns how many). `cache` is
+ * as for shm_owner_dead(). */
+bool ring_recover_bucket(struct sesh *d, uint64_t r, uint8_t *cache,
+			 uint64_t *bucket, uint64_t *stream);
+uint64_t ring_recover_one(struct sesh *d, uint64_t r, bool linked,
+			  uint8_t *cache);
 
 /* Test hook: called at these points of a publish when set, so tests can
  * kill or stop a publisher there. NULL in normal use. */

@@ -202,7 +202,13 @@ struct shm_header {
 		 * previous round began. */
 		_Atomic int64_t round_ns;
 		_Atomic int64_t prev_round_ns;
-		uint8_t pad2[2 * SHM_CACHELINE - 104];
+		/* The recovery walk under way: the recover_req it covers
+		 * (0 = none), and where it is (index/index.h). */
+		_Atomic uint64_t rec_target;
+		_Atomic uint64_t rec_block;
+		_Atomic uint64_t rec_ring;
+		_Atomic uint32_t rec_phase;
+		uint8_t pad2[3 * SHM_CACHELINE - 132];
 	} reaper;
 };
 

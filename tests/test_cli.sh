@@ -1052,7 +1052,7 @@ run reap "$hk"
 check "reap exits 0, quiet on stderr" succeeded
 check "  ... and prints every field" out_has_all '^pass: +[0-9]+$' \
 	'^started: +[0-9]{4}-[0-9]{2}-[0-9]{2}T.*Z$' '^duration: +[0-9]+ ns$' \
-	'^processes recovered: +0$' '^full recovery: +(yes|no)$' \
+	'^processes recovered: +0$' '^recovery walk: +(yes, finished|yes, goes on|no)$' \
 	'^sessions expired: +[0-9]+$' '^buckets scanned: +[0-9]+$' \
 	'^sweep wrapped: +(yes|no)$' '^blocks freed: +[0-9]+$' \
 	'^rings freed: +[0-9]+$' '^holes unblocked: +[0-9]+$' \
@@ -1072,7 +1072,7 @@ check "stats counts the expiry and the pass" \
 run reap "$hk" --json
 check "reap --json exits 0" succeeded
 check "  ... every key" json_keys pass started_ns started duration_ns \
-	processes_recovered full_recovery sessions_expired buckets_scanned \
+	processes_recovered recovery_walk recovery_done sessions_expired buckets_scanned \
 	sweep_wrapped blocks_freed rings_freed holes_unblocked persist_rows \
 	persist_error
 check "  ... the next pass, nothing left to expire" \

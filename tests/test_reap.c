@@ -41,6 +41,28 @@ static void reap_ok(sesh_t *d, sesh_reap_report_t *r)
 		fail_msg("sesh_reap: %s", sesh_strerror(rc));
 }
 
+/* Passes until the recovery walk under way is done (each looks at a
+ * bounded share of it); *sum adds up what they did. Returns how many. */
+static int reap_walk(sesh_t *d, sesh_reap_report_t *sum)
+{
+	sesh_reap_report_t r;
+	int n = 0;
+
+	memset(sum, 0, sizeof(*sum));
+	do {
+		reap_ok(d, &r);
+		n++;
+		sum->processes_recovered += r.processes_recovered;
+		sum->recovery_walk |= r.recovery_walk;
+		sum->holes_unblocked += r.holes_unblocked;
+		sum->sessions_expired += r.sessions_expired;
+		if (!r.recovery_walk)
+			break;
+	} while (!r.recovery_done && n < 100);
+	assert_true(!r.recovery_walk || r.recovery_done);
+	return n;
+}
+
 static void check_clean(sesh_t *d)
 {
 	sesh_check_t c;
@@ -124,7 +146,7 @@ static void test_expiry(void **state)
 	/* Before the TTL: nothing to expire. */
 	reap_ok(d, &r);
 	assert_int_equal(r.sessions_expired, 0);
-	assert_int_equal(r.full_recovery, 0);
+	assert_int_equal(r.recovery_walk, 0);
 	assert_true(r.pass >= 1);
 	assert_int_equal(count(d), 40);
 
@@ -185,6 +207,31 @@ static void test_budget(void **state)
 	reap_ok(d, &r);
 	reap_ok(d, &r);
 	assert_int_equal(count(d), 0);
+
+	/* The recovery walk after a death is bounded too: it goes on over
+	 * several passes, each on at most 262144 blocks, then as many
+	 * rings. */
+	{
+		pid_t parent = getpid(), pid = fork();
+
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			sesh_t *c = NULL;
+
+			tu_die_with(parent);
+			if (sesh_open(name, NULL, NULL, 0, &c) != 0)
+				_exit(2);
+			raise(SIGKILL);
+		}
+		assert_int_equal(tu_wait(pid), 128 + SIGKILL);
+	}
+	reap_ok(d, &r);
+	assert_int_equal(r.processes_recovered, 1);
+	assert_int_equal(r.recovery_walk, 1);
+	assert_int_equal(r.recovery_done, 0);
+	assert_true(reap_walk(d, &r) >= 1);
+	assert_int_equal(sesh_reap(d, &r), 0);
+	assert_int_equal(r.recovery_walk, 0);
 	sesh_close(d);
 	assert_int_equal(sesh_unlink(name), 0);
 }
@@ -250,12 +297,12 @@ static void test_lease(void **state)
 	assert_true(tu_mono_s() - t0 < 1.0);
 	kill(pid, SIGKILL);
 	assert_int_equal(tu_wait(pid), 128 + SIGKILL);
-	assert_int_equal(sesh_reap(d, &r), 0);
+	reap_walk(d, &r);
 	assert_int_equal(r.processes_recovered, 1);
-	assert_int_equal(r.full_recovery, 1);
+	assert_int_equal(r.recovery_walk, 1);
 	/* Nothing died since: no walk. */
 	assert_int_equal(sesh_reap(d, &r), 0);
-	assert_int_equal(r.full_recovery, 0);
+	assert_int_equal(r.recovery_walk, 0);
 	sesh_close(d);
 	assert_int_equal(sesh_unlink(name), 0);
 }
@@ -414,9 +461,9 @@ static void test_killed_mid_pass(void **state)
 			}
 			assert_int_equal(tu_wait(pid), 128 + SIGKILL);
 		}
-		reap_ok(d, &r);
+		reap_walk(d, &r);
 		assert_int_equal(r.processes_recovered, 1);
-		assert_int_equal(r.full_recovery, 1);
+		assert_int_equal(r.recovery_walk, 1);
 		reap_ok(d, &r);
 		assert_int_equal(count(d), 1);
 		for (i = 0; i < 30; i++) {
@@ -493,9 +540,9 @@ static void test_recovers_worker(void **state)
 	assert_non_null(strstr(h.reason, "dead process"));
 	assert_int_equal(h.streams_open, 1);
 
-	reap_ok(d, &r);
+	reap_walk(d, &r);
 	assert_int_equal(r.processes_recovered, 2);
-	assert_int_equal(r.full_recovery, 1);
+	assert_int_equal(r.recovery_walk, 1);
 	assert_int_equal(r.holes_unblocked, 1);
 	assert_int_equal(sesh_info(d, &info), 0);
 	assert_int_equal(info.processes_dead, 0);

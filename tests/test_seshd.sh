@@ -258,7 +258,7 @@ start "$tmp/b.log" "$dom" --create --idle-ttl 1 --interval-ms 100
 b=$pid
 poll 3 passes_over "$dom" $((before + 3)) ||
 	fail "passes do not go on after a restart" "$tmp/b.log"
-has "$tmp/b.log" "processes_recovered=1 full_recovery=1" ||
+has "$tmp/b.log" "processes_recovered=1 recovery_walk=1" ||
 	fail "the killed seshd was not recovered" "$tmp/b.log"
 "$SESH_BIN" session create "$dom" short3 --ttl 1 >/dev/null
 poll 6 stored_is "$dom" 1 || fail "no expiry after the restart" "$tmp/b.log"

@@ -1538,7 +1538,9 @@ static void print_reap_text(const sesh_reap_report_t *r, const char *db_error)
 	       iso_time(t, sizeof(t), r->started_ns));
 	printf("duration:            %" PRIu64 " ns\n", r->duration_ns);
 	printf("processes recovered: %" PRIu32 "\n", r->processes_recovered);
-	printf("full recovery:       %s\n", r->full_recovery ? "yes" : "no");
+	printf("recovery walk:       %s\n",
+	       !r->recovery_walk ? "no" : r->recovery_done ? "yes, finished"
+							   : "yes, goes on");
 	printf("sessions expired:    %zu\n", r->sessions_expired);
 	printf("buckets scanned:     %zu\n", r->buckets_scanned);
 	printf("sweep wrapped:       %s\n", r->sweep_wrapped ? "yes" : "no");
@@ -1556,8 +1558,10 @@ static void print_reap_json(const sesh_reap_report_t *r, const char *db_error)
 	printf(",\n  \"duration_ns\": %" PRIu64, r->duration_ns);
 	printf(",\n  \"processes_recovered\": %" PRIu32,
 	       r->processes_recovered);
-	printf(",\n  \"full_recovery\": %s",
-	       r->full_recovery ? "true" : "false");
+	printf(",\n  \"recovery_walk\": %s",
+	       r->recovery_walk ? "true" : "false");
+	printf(",\n  \"recovery_done\": %s",
+	       r->recovery_done ? "true" : "false");
 	printf(",\n  \"sessions_expired\": %zu", r->sessions_expired);
 	printf(",\n  \"buckets_scanned\": %zu", r->buckets_scanned);
 	printf(",\n  \"sweep_wrapped\": %s",

@@ -589,7 +589,7 @@ static void detach(struct seshd *sd)
  */
 static void log_pass(struct seshd *sd, const sesh_reap_report_t *r)
 {
-	bool did = r->processes_recovered || r->full_recovery ||
+	bool did = r->processes_recovered || r->recovery_walk ||
 		   r->sessions_expired || r->holes_unblocked ||
 		   r->rings_freed || r->blocks_freed;
 	char rows[48] = "";
@@ -601,11 +601,13 @@ static void log_pass(struct seshd *sd, const sesh_reap_report_t *r)
 			 r->persist_rows);
 	logmsg(LOG_INFO,
 	       "pass %" PRIu64 ": processes_recovered=%" PRIu32
-	       " full_recovery=%" PRIu32 " sessions_expired=%zu"
+	       " recovery_walk=%" PRIu32 " recovery_done=%" PRIu32
+	       " sessions_expired=%zu"
 	       " holes_unblocked=%zu rings_freed=%zu blocks_freed=%zu"
 	       " buckets_scanned=%zu sweep_wrapped=%" PRIu32 "%s"
 	       " duration_us=%" PRIu64,
-	       r->pass, r->processes_recovered, r->full_recovery,
+	       r->pass, r->processes_recovered, r->recovery_walk,
+	       r->recovery_done,
 	       r->sessions_expired, r->holes_unblocked, r->rings_freed,
 	       r->blocks_freed, r->buckets_scanned, r->sweep_wrapped, rows,
 	       r->duration_ns / 1000);
