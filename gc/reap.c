@@ -496,11 +496,20 @@ int sesh_health(sesh_t *d, sesh_health_t *h)
 			degraded(h, "reaper stalled: no pass for over %d s",
 				 SESH_REAPER_STALE_S);
 	}
-	if (h->stuck_readers > 0)
+	if (h->stuck_readers > 0) {
+		/* Inside since before the older mark at least. */
+		int64_t since = atomic_load_explicit(&rp->stuck_ns,
+						     memory_order_relaxed);
+		int64_t secs = since > 0 && now > since
+				       ? (now - since) / 1000000000
+				       : 1;
+
 		degraded(h,
 			 "%u reader%s stuck in a read-side section for over "
-			 "a second",
-			 h->stuck_readers, h->stuck_readers == 1 ? "" : "s");
+			 "%lld s",
+			 h->stuck_readers, h->stuck_readers == 1 ? "" : "s",
+			 (long long)(secs > 0 ? secs : 1));
+	}
 	if (persist_health(d, h, why, sizeof(why)))
 		degraded(h, "%s", why);
 	if (over(h->sessions, h->max_sessions))
