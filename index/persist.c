@@ -163,10 +163,10 @@ uint64_t persist_note(struct sesh *d, uint16_t ns, const char *id, size_t len)
 	uint64_t lsn;
 
 	if (h == NULL || !persist_on(s) || len == 0 || len > SESH_ID_MAX)
-		return 0;
+		return PERSIST_NO_LSN;
 	if (jr_lock(h) < 0) {
 		persist_resync(s);
-		return 0;
+		return PERSIST_NO_LSN;
 	}
 	if (h->head - h->tail >= s->geom.jr_cap || h->tail > h->head) {
 		h->overflow++;
@@ -795,7 +795,9 @@ int persist_after_write(struct sesh *d, uint16_t ns, const char *id, size_t len)
 		return 0;
 	lsn = persist_note(d, ns, id, len);
 	if (s->geom.sqlite_mode == SESH_SQLITE_SYNC)
-		return wait_commit(d, lsn);
+		/* Not noted (the journal's lock is broken): only the rewrite
+		 * asked for covers it, so it is not acknowledged. */
+		return lsn == PERSIST_NO_LSN ? -EIO : wait_commit(d, lsn);
 	/* Asynchronous: commit ourselves once the oldest pending change
 	 * is older than the bound, or the journal is half full; but not
 	 * within a second of a failure, so that a database that is down

@@ -26,7 +26,9 @@ int persist_restore(struct sesh *d);
 
 /* Note that session (ns, id) changed (created, updated, deleted,
  * expired): it is written to the database with the next commit. Returns
- * the note's LSN (when the journal was full, a rewrite is asked for). */
+ * the note's LSN (when the journal was full, a rewrite is asked for), or
+ * PERSIST_NO_LSN if nothing could be noted (a rewrite is asked for). */
+#define PERSIST_NO_LSN UINT64_MAX
 uint64_t persist_note(struct sesh *d, uint16_t ns, const char *id, size_t len);
 
 /* What a create, update or delete calls once its change is visible: the
