@@ -464,12 +464,14 @@ static uint64_t info_of(uint64_t owner, size_t len)
 }
 
 /*
- * Write and commit message seq at byte position pos. Returns 0, or
+ * Write and commit message seq at byte position pos, published at `now`
+ * (one clock read serves a whole claim). Returns 0, or
  * -ETIMEDOUT if the slot was given up before we committed (nothing of
  * ours is then visible).
  */
 static int ring_write(struct sesh *d, const struct ring *g, uint64_t seq,
-		      uint64_t pos, const void *msg, size_t len, uint64_t info)
+		      uint64_t pos, const void *msg, size_t len, uint64_t info,
+		      int64_t now)
 {
 	struct ring_desc *dp = desc_of(g, seq);
 	uint64_t w, i;
@@ -483,7 +485,7 @@ static int ring_write(struct sesh *d, const struct ring *g, uint64_t seq,
 	}
 	point(RING_P_DESCRIBED);
 	atomic_store_explicit(&dp->pos, pos, memory_order_relaxed);
-	atomic_store_explicit(&dp->ns, shm_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&dp->ns, now, memory_order_relaxed);
 	if (len > 0)
 		memcpy(g->bytes + (pos & (g->cap - 1)), msg, len);
 	point(RING_P_COPIED);
@@ -557,9 +559,10 @@ static int publish(struct sesh *d, const char *id, const sesh_buf_t *msgs,
 		   size_t n, uint64_t *ids)
 {
 	struct gc_thread_reader *tr;
-	uint64_t owner, seq0, pos[64], info;
+	uint64_t owner, seq0, pos[64], info, sent = 0, sent_bytes = 0;
 	struct ring g;
 	size_t done = 0, k, chunk, bytes;
+	int64_t now;
 	int rc;
 
 	if (ids != NULL)
@@ -597,17 +600,18 @@ static int publish(struct sesh *d, const char *id, const sesh_buf_t *msgs,
 		rc = ring_claim(d, &g, msgs + done, chunk, &seq0, pos);
 		if (rc == 0)
 			point(RING_P_CLAIMED);
+		now = shm_now_ns();
 		for (k = 0; rc == 0 && k < chunk; k++) {
 			const sesh_buf_t *m = &msgs[done + k];
 
 			info = info_of(owner, m->len);
 			rc = ring_write(d, &g, seq0 + k, pos[k], m->data,
-					m->len, info);
+					m->len, info, now);
 			if (rc == 0) {
 				if (ids != NULL)
 					ids[done + k] = g.base + seq0 + k;
-				shm_stat_add(d, SHM_ST_PUBLISHED, 1);
-				shm_stat_add(d, SHM_ST_PUBLISHED_BYTES, m->len);
+				sent++;
+				sent_bytes += m->len;
 			}
 		}
 		if (rc < 0 && k > 0 && k < chunk) {
@@ -629,6 +633,11 @@ static int publish(struct sesh *d, const char *id, const sesh_buf_t *msgs,
 		done += chunk;
 	}
 	gc_read_unlock(tr);
+	/* Counted once a call: each add is a locked instruction. */
+	if (sent > 0) {
+		shm_stat_add(d, SHM_ST_PUBLISHED, sent);
+		shm_stat_add(d, SHM_ST_PUBLISHED_BYTES, sent_bytes);
+	}
 	if (rc == -ETIMEDOUT || rc == -EAGAIN)
 		shm_stat_add(d, SHM_ST_PUBLISH_FAILED, 1);
 	return rc;
