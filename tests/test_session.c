@@ -1588,11 +1588,45 @@ static void test_corruption(void **state)
 	assert_int_equal(sesh_unlink(name), 0);
 }
 
+/* Ids are checked eight bytes at a time: a bad byte is found at every
+ * position of every length, and every printable byte passes anywhere. */
+static void test_id_bytes(void **state)
+{
+	static const unsigned char badb[] = {0x01, 0x09, 0x20, 0x7f, 0x80,
+					     0xa0, 0xfe, 0xff};
+	char name[64], id[SESH_ID_MAX + 2];
+	size_t len, p, k;
+	sesh_t *d;
+
+	tu_name(name, sizeof(name), "sbyte");
+	d = open_dom(name, 16);
+	for (len = 1; len <= SESH_ID_MAX; len++) {
+		memset(id, 'a', len);
+		id[len] = '\0';
+		for (p = 0; p < len; p++) {
+			for (k = 0; k < sizeof(badb); k++) {
+				id[p] = (char)badb[k];
+				assert_int_equal(sesh_session_touch(d, id),
+						 -EINVAL);
+			}
+			for (k = 0x21; k <= 0x7e; k++) {
+				id[p] = (char)k;
+				assert_int_equal(sesh_session_touch(d, id),
+						 -ENOENT);
+			}
+			id[p] = 'a';
+		}
+	}
+	sesh_close(d);
+	assert_int_equal(sesh_unlink(name), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_basics),
 		cmocka_unit_test(test_bad_inputs),
+		cmocka_unit_test(test_id_bytes),
 		cmocka_unit_test(test_namespaces),
 		cmocka_unit_test(test_quota),
 		cmocka_unit_test(test_owner),
