@@ -29,7 +29,8 @@ say() { printf 'quickstart: %s\n' "$*"; }
 # --- dependencies ----------------------------------------------------------
 deps="autoconf automake libtool autoconf-archive pkg-config make gcc g++
       liburcu-dev libatomic-ops-dev libjemalloc-dev libsqlite3-dev
-      libcmocka-dev libbenchmark-dev"
+      libcmocka-dev libbenchmark-dev
+      libhiredis-dev redis-tools gnuplot-nox jq valgrind"
 missing=
 for p in $deps; do
 	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
