@@ -53,18 +53,21 @@ struct ring_hdr {
 	uint8_t pad0[SHM_CACHELINE - 32];
 	/* Producers. The tail {pos, seq}: the next byte position and
 	 * sequence to claim, moved together by one 128-bit CAS (RING_CLOSED
-	 * in pos once the session is gone). The front {seq, pos}: every
-	 * sequence below `seq` is finished, and bytes below `pos` may be
-	 * written over. */
+	 * in pos once the session is gone). Written at every claim. */
 	_Alignas(SHM_CACHELINE) _Atomic uint64_t tail_pos;
 	_Atomic uint64_t tail_seq;
-	_Atomic uint64_t front_seq;
-	_Atomic uint64_t front_pos;
-	uint8_t pad1[SHM_CACHELINE - 32];
+	uint8_t pad1[SHM_CACHELINE - 16];
 	/* Subscribers sleep on this: bit 0 set while some may sleep, the
 	 * rest a count bumped at each wake. */
 	_Alignas(SHM_CACHELINE) _Atomic uint32_t futex;
-	uint8_t pad2[SHM_CACHELINE - 4];
+	uint32_t pad2;
+	/* The front {seq, pos}: every sequence below `seq` is finished, and
+	 * bytes below `pos` may be written over. Apart from the tail, and
+	 * moved in steps of many messages, so that the line every
+	 * subscriber reads after each copy stays in its cache. */
+	_Alignas(16) _Atomic uint64_t front_seq;
+	_Atomic uint64_t front_pos;
+	uint8_t pad3[SHM_CACHELINE - 32];
 };
 
 _Static_assert(sizeof(struct ring_hdr) == SHM_RING_HDR,

@@ -61,7 +61,7 @@
 struct shm_seg;
 
 #define SHM_MAGIC	   0x314d4f4448534553ull /* "SESHDOM1", little-endian */
-#define SHM_LAYOUT_VERSION 5u
+#define SHM_LAYOUT_VERSION 6u
 #define SHM_ENDIAN_TAG	   0x01020304u
 #define SHM_PAGE	   4096u
 #define SHM_CACHELINE	   64u
