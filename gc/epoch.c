@@ -136,13 +136,16 @@ struct shm_reader *gc_reader_take(const struct shm_seg *s, uint32_t p,
 uint64_t gc_oldest_reader(const struct shm_seg *s)
 {
 	uint64_t oldest = UINT64_MAX;
-	uint32_t i, k;
+	uint32_t i, k, n;
 
 	atomic_fetch_add(&shm_hdr(s)->epoch, 1);
 	/* Full fence: the unlinks before this call are visible before we
 	 * read any reader slot; pairs with the fence in gc_enter(). */
 	atomic_thread_fence(memory_order_seq_cst);
-	for (i = 0; i < s->geom.max_procs; i++) {
+	/* A slot claimed after this load belongs to a process whose first
+	 * gc_enter() comes after our fence: it sees the new epoch. */
+	n = shm_procs_scan(s);
+	for (i = 0; i < n; i++) {
 		struct shm_proc *p = shm_proc_slot(s, i);
 		uint32_t used;
 

@@ -770,9 +770,11 @@ static uint64_t *pins_collect(const struct shm_seg *s, size_t *n)
 {
 	uint64_t *all = NULL;
 	size_t cap = 0, have = 0;
-	uint32_t p, k, used;
+	uint32_t p, k, used, np = shm_procs_scan(s);
 
-	for (p = 0; p < s->geom.max_procs; p++) {
+	/* A process that claims its slot after we count the slots pins
+	 * after that, so it then sees the ring marked RECLAIMING. */
+	for (p = 0; p < np; p++) {
 		struct shm_proc *pr = shm_proc_slot(s, p);
 		struct shm_pins *t = shm_pins_of(s, p);
 

@@ -249,6 +249,24 @@ static void proc_fill(struct shm_proc *p)
 	atomic_store_explicit(&p->state, SHM_PROC_LIVE, memory_order_release);
 }
 
+uint32_t shm_procs_scan(const struct shm_seg *s)
+{
+	uint32_t hw = atomic_load(&shm_hdr(s)->procs_hw);
+
+	return hw < s->geom.max_procs ? hw : s->geom.max_procs;
+}
+
+/* Raise the high-water mark of claimed slots to at least `n`. Seq-cst:
+ * before the slot's owner stores anything a scan looks for. */
+static void procs_raise(struct shm_seg *s, uint32_t n)
+{
+	_Atomic uint32_t *hw = &shm_hdr(s)->procs_hw;
+	uint32_t v = atomic_load(hw);
+
+	while (v < n && !atomic_compare_exchange_weak(hw, &v, n))
+		;
+}
+
 int shm_proc_claim(struct shm_seg *s, int lock_fd)
 {
 	uint32_t i, n = s->geom.max_procs;
@@ -290,6 +308,7 @@ int shm_proc_claim(struct shm_seg *s, int lock_fd)
 				 * the lock, so nobody owns the slot. */
 				proc_clear_dead(s, i, p);
 			}
+			procs_raise(s, i + 1);
 			proc_fill(p);
 			return (int)i;
 		}

@@ -171,7 +171,11 @@ struct shm_header {
 	/* Highest event id a closed stream issued (ring/): a new stream
 	 * starts above it, so no session id ever sees an id twice. */
 	_Alignas(SHM_CACHELINE) _Atomic uint64_t event_floor;
-	uint8_t floor_pad[SHM_CACHELINE - 8];
+	/* One past the highest registry slot ever claimed: scans of every
+	 * process's readers and pins stop there, not at max_procs. Only
+	 * raised, before the slot is filled (shm_procs_scan()). */
+	_Atomic uint32_t procs_hw;
+	uint8_t floor_pad[SHM_CACHELINE - 12];
 	/* Recovery requests: bumped before a dead process's registry slot
 	 * is emptied (its blocks and rings can then no longer be told from
 	 * the registry alone); a reaper that walked the domain after
@@ -453,6 +457,13 @@ int64_t shm_now_ns(void);
 
 /* Slot `i` of the registry, or NULL if out of range. */
 struct shm_proc *shm_proc_slot(const struct shm_seg *s, uint32_t i);
+
+/* How many registry slots a scan of every process's readers or pins must
+ * look at: the slots ever claimed, at most max_procs. Seq-cst: a slot is
+ * counted before it is filled, so a scan that follows a full barrier
+ * misses only processes that will see that barrier's effect (the epoch
+ * moved, a ring marked) once they start reading. */
+uint32_t shm_procs_scan(const struct shm_seg *s);
 
 /* Claim a slot for the calling process: lock its byte through lock_fd (an
  * open file description private to this process) and fill it. Free slots
