@@ -21,11 +21,11 @@
  * registers the thread as a reader, reserves the ring, grows the copy
  * buffer), and filling the ring that ir_next reads.
  *
- * ir_next: a ring retains stream_bytes / 128 messages (512 with the
- * default 64 KiB), so K messages are read in chunks of at most that
- * many, the ring refilled between chunks outside ir_next; callgrind adds
- * the calls up, and the few instructions of each extra call are spread
- * over the chunk.
+ * ir_next: a ring retains at most stream_bytes / 128 messages, and at
+ * least half that, so K messages are read in chunks of 256 (with the
+ * default 64 KiB), the ring refilled between chunks outside ir_next;
+ * callgrind adds the calls up, and the few instructions of each extra
+ * call are spread over the chunk.
  *
  * Exit status: 0, 1 on a failure (with sesh_strerror()'s text), 2 on a
  * usage error. The domain is removed at exit.
@@ -262,8 +262,8 @@ int main(int argc, char **argv)
 	check("publish", ir_publish(d, msg, k));
 
 	/* next: a subscriber that has read one message (its buffer grown),
-	 * then chunks of what the ring retains. */
-	chunk = info.stream_bytes / 128;
+	 * then chunks of what the ring surely retains. */
+	chunk = info.stream_bytes / 128 / 2;
 	if (chunk > k)
 		chunk = k;
 	bufs = malloc(chunk * sizeof(*bufs));

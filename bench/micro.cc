@@ -24,8 +24,8 @@
  * the loop reads its next id sequentially (prefetched) and every cache
  * miss measured is the library's. The stream benchmarks use a domain of
  * the default 64 KiB rings, but for BM_StreamNext: its domain has 1 MiB
- * rings, which retain 8192 messages; the loop reads them with the timer
- * running and refills the ring, timer paused, every 8192 reads, so the
+ * rings, which surely retain 4096 messages; the loop reads them with the
+ * timer running and refills the ring, timer paused, every 4096 reads, so the
  * cost of pausing (two clock reads, a few hundred ns) is spread thin.
  */
 #include "sesh.h"
@@ -431,7 +431,8 @@ void BM_PublishNext(benchmark::State &state)
 	per_item(state, 1);
 }
 
-/* Publish what the ring retains, in one batch (split by the library). */
+/* Publish what the ring surely retains, in one batch (split by the
+ * library). */
 int refill(const char *id, const std::vector<sesh_buf_t> &bufs)
 {
 	return sesh_publish_batch(g_big.d, id, bufs.data(), bufs.size(),
@@ -449,8 +450,9 @@ void BM_StreamNext(benchmark::State &state)
 	int rc = stream_session(&g_big, id);
 	if (rc == 0)
 		rc = sesh_subscribe(g_big.d, id, SESH_FROM_LATEST, &s);
-	/* The ring retains stream_bytes / 128 messages. */
-	std::vector<sesh_buf_t> bufs(kBigRing / 128,
+	/* The ring retains at most stream_bytes / 128 messages, and at
+	 * least half that. */
+	std::vector<sesh_buf_t> bufs(kBigRing / 128 / 2,
 				     sesh_buf_t{msg.data(), len});
 	if (rc == 0)
 		rc = refill(id, bufs);

@@ -662,7 +662,10 @@ SESH_API int sesh_check(sesh_t *d, sesh_check_t *out);
  * Last-Event-ID).
  *
  * A ring of stream_bytes retains at most stream_bytes / 128 messages,
- * however small, and at most stream_bytes of payload.
+ * however small, and at most stream_bytes of payload. Once full, it
+ * gives up its oldest messages a sixteenth of the ring at a time, so it
+ * always retains at least fifteen sixteenths of either bound, less the
+ * last batch published.
  *
  * A session's stream ends when the session is deleted or expires: its
  * subscribers get what was committed, then -ENOENT. A subscriber waiting
