@@ -1,19 +1,23 @@
 /*
- * bench_stream.c - one-way latency and throughput of message streams
- * between processes: sesh, a Unix-domain socketpair (uds) and Redis
- * streams over a Unix socket (redis).
+ * bench_stream.c - one-way latency, round-trip latency and throughput of
+ * message streams between processes: sesh, a Unix-domain socketpair (uds)
+ * and Redis streams over a Unix socket (redis).
  *
  *   bench_stream latency    --system S --size N --mode spin|sleep
  *                           --rate R --seconds T [--redis-socket PATH]
+ *   bench_stream pingpong   --system sesh|uds --size N --mode spin|sleep
+ *                           --seconds T
  *   bench_stream throughput --system S --publishers P --size N --batch B
  *                           --seconds T [--redis-socket PATH]
  *
- * Each run prints one JSON line with bench_emit(), case stream.latency or
- * stream.throughput; progress, losses and errors go to stderr.
+ * Each run prints one JSON line with bench_emit(), case stream.latency,
+ * stream.pingpong or stream.throughput; progress, losses and errors go to
+ * stderr.
  *
  * How it works. The parent sets the system up (a new sesh domain with one
- * session, a SOCK_SEQPACKET socketpair, or a new Redis key), forks the
- * subscriber and the publishers, and waits for them in sigtimedwait():
+ * session, two for ping-pong; a SOCK_SEQPACKET socketpair; or a new Redis
+ * key), forks the subscriber and the publishers, or the pinger and the
+ * ponger, and waits for them in sigtimedwait():
  * a child that fails, SIGINT or SIGTERM, or a deadline makes it kill the
  * others, then it removes the domain or the key and exits 1. Children die
  * with the parent (PR_SET_PDEATHSIG). They meet in a control block made
@@ -53,6 +57,22 @@
  * each process maps the pages of a shared object on first touch, a cost
  * paid once per page and process that would otherwise land in the
  * percentiles of a short run.
+ *
+ * Ping-pong. The pinger, on CPU 0, sends a message of --size bytes; the
+ * ponger, on CPU 1, receives it and sends one of the same size back; the
+ * pinger records the time from before its send to after it received the
+ * reply, and starts the next exchange at once. sesh carries the messages
+ * in two sessions of one domain, "ping" and "pong", and each side
+ * subscribes to the one it receives on before the pinger starts (the
+ * ready count); uds sends both ways on the one socketpair. spin and sleep
+ * are as for latency, on both sides. One message is in flight at a time,
+ * so no flow control is needed and a lap is an error; the pinger checks
+ * that each reply carries the stamp it sent. The sesh pair first makes
+ * one ring's worth of warm-up exchanges, polling whatever the mode, for
+ * the reason above. Then the run lasts --seconds; exchanges begun in the
+ * first 10 % are not recorded. ops_per_s is round trips per second: the
+ * recorded exchanges over the time from the start of the first to the
+ * end of the last. The pinger ends the run with the end mark.
  *
  * Throughput. P publishers, publisher i on CPU i (modulo the CPUs), the
  * subscriber on the last CPU: with two CPUs, P >= 2 shares CPUs, which is
@@ -128,6 +148,8 @@
 #define SESH_SESSIONS	16
 #define SESH_TTL_S	86400
 #define SID		"bench"
+#define PING_SID	"ping" /* ping-pong: pinger to ponger */
+#define PONG_SID	"pong" /* and back */
 
 #define UDS_BUF	       (4 << 20) /* SO_SNDBUF and SO_RCVBUF asked for */
 #define UDS_RECV_BATCH 64	 /* recvmmsg() vector */
@@ -140,7 +162,7 @@
 #define READY_TIMEOUT_NS (30 * NS_PER_S)
 #define EXIT_TIMEOUT_NS	 (30 * NS_PER_S)
 
-enum kind { LATENCY, THROUGHPUT };
+enum kind { LATENCY, THROUGHPUT, PINGPONG };
 enum sys { SYS_SESH, SYS_UDS, SYS_REDIS, SYS_NONE };
 enum phase { PH_SETUP, PH_WARM, PH_MEASURE, PH_STOP };
 
@@ -208,6 +230,7 @@ struct ep {
 	struct bench *b;
 	const char *who;
 	/* sesh */
+	const char *sid; /* the session whose stream this end uses */
 	sesh_stream_t *st;
 	sesh_buf_t *bufs;
 	uint64_t *ids;
@@ -293,20 +316,25 @@ static uint64_t align8(uint64_t n)
  * The ends of a stream: open, send, receive, close.
  */
 
-static int ep_open(struct ep *e, struct bench *b, const char *who, bool sub,
-		   unsigned batch)
+/*
+ * Open an end on session @p sid (sesh) or socket @p fd (uds): a
+ * subscriber's if @p sub, else a publisher's sending up to @p batch at once.
+ */
+static int ep_open(struct ep *e, struct bench *b, const char *who,
+		   const char *sid, int fd, bool sub, unsigned batch)
 {
 	int r;
 
 	memset(e, 0, sizeof(*e));
 	e->b = b;
 	e->who = who;
+	e->sid = sid;
 	e->fd = -1;
 	switch (b->o.sys) {
 	case SYS_SESH:
 		e->last_id = b->base;
 		if (sub) {
-			r = sesh_subscribe(b->d, SID, SESH_FROM_LATEST, &e->st);
+			r = sesh_subscribe(b->d, sid, SESH_FROM_LATEST, &e->st);
 			if (r) {
 				say("%s: sesh_subscribe: %s", who,
 				    sesh_strerror(r));
@@ -315,7 +343,7 @@ static int ep_open(struct ep *e, struct bench *b, const char *who, bool sub,
 			return 0;
 		}
 		/* A forked child registers on its first call: do it now. */
-		r = sesh_session_get(b->d, SID, NULL, NULL, NULL, 0);
+		r = sesh_session_get(b->d, sid, NULL, NULL, NULL, 0);
 		if (r) {
 			say("%s: sesh_session_get: %s", who, sesh_strerror(r));
 			return -1;
@@ -328,7 +356,7 @@ static int ep_open(struct ep *e, struct bench *b, const char *who, bool sub,
 		}
 		return 0;
 	case SYS_UDS:
-		e->fd = b->fd[sub ? 1 : 0];
+		e->fd = fd;
 		if (sub && b->o.kind == THROUGHPUT) {
 			unsigned i;
 
@@ -400,7 +428,7 @@ static int send_sesh(struct ep *e, const void *msg, size_t len, unsigned n)
 	int r;
 
 	if (n == 1) {
-		r = sesh_publish(b->d, SID, msg, len, &e->last_id);
+		r = sesh_publish(b->d, e->sid, msg, len, &e->last_id);
 		if (r) {
 			say("%s: sesh_publish: %s", e->who, sesh_strerror(r));
 			return -1;
@@ -411,7 +439,7 @@ static int send_sesh(struct ep *e, const void *msg, size_t len, unsigned n)
 		e->bufs[k].data = msg;
 		e->bufs[k].len = len;
 	}
-	r = sesh_publish_batch(b->d, SID, e->bufs, n, e->ids);
+	r = sesh_publish_batch(b->d, e->sid, e->bufs, n, e->ids);
 	if (r) {
 		say("%s: sesh_publish_batch: %s", e->who, sesh_strerror(r));
 		return -1;
@@ -717,15 +745,39 @@ static int recv_stamp(struct ep *e, bool spin, uint64_t *stamp)
  * Setting up and tearing down a system, in the parent.
  */
 
+/*
+ * Create session @p sid, and publish a first message in it: it commits the
+ * ring's memory before anything is timed, and its id, in *@p id, is where
+ * the ids of the run start from.
+ */
+static int make_session(struct bench *b, const char *sid, const uint8_t *msg,
+			uint64_t *id)
+{
+	int r;
+
+	r = sesh_session_create(b->d, sid, NULL, NULL, 0, SESH_TTL_S, NULL);
+	if (r) {
+		say("sesh_session_create %s: %s", sid, sesh_strerror(r));
+		return -1;
+	}
+	r = sesh_publish(b->d, sid, msg, b->o.size, id);
+	if (r) {
+		say("sesh_publish: %s", sesh_strerror(r));
+		return -1;
+	}
+	return 0;
+}
+
 static int setup_sesh(struct bench *b, uint8_t *msg)
 {
 	sesh_config_t cfg;
+	uint64_t pong_base;
 	int r;
 
 	snprintf(b->dname, sizeof(b->dname), "%s", bench_name("bench-stream"));
 	sesh_config_init(&cfg);
 	cfg.max_sessions = SESH_SESSIONS;
-	cfg.stream_bytes = b->o.kind == LATENCY ? LAT_RING : TP_RING;
+	cfg.stream_bytes = b->o.kind == THROUGHPUT ? TP_RING : LAT_RING;
 	cfg.max_message = MSG_MAX;
 	r = sesh_open(b->dname, NULL, &cfg, SESH_CREATE | SESH_EXCL, &b->d);
 	if (r == -EEXIST) {
@@ -740,21 +792,15 @@ static int setup_sesh(struct bench *b, uint8_t *msg)
 		return -1;
 	}
 	b->linked = true;
-	r = sesh_session_create(b->d, SID, NULL, NULL, 0, SESH_TTL_S, NULL);
-	if (r) {
-		say("sesh_session_create: %s", sesh_strerror(r));
+	if (b->o.kind == PINGPONG) {
+		/* Ping-pong reads no base: a lap is an error there. */
+		if (make_session(b, PING_SID, msg, &b->base) ||
+		    make_session(b, PONG_SID, msg, &pong_base))
+			return -1;
+	} else if (make_session(b, SID, msg, &b->base)) {
 		return -1;
 	}
-	/*
-	 * A first message commits the ring's memory before anything is
-	 * timed, and its id is where the ids of the run start from.
-	 */
-	r = sesh_publish(b->d, SID, msg, b->o.size, &b->base);
-	if (r) {
-		say("sesh_publish: %s", sesh_strerror(r));
-		return -1;
-	}
-	if (b->o.kind == LATENCY) {
+	if (b->o.kind != THROUGHPUT) {
 		b->prefill = LAT_RING / align8(b->o.size) + 1;
 	} else {
 		uint64_t cap = TP_RING / align8(b->o.size);
@@ -913,6 +959,7 @@ static int send_end(struct bench *b)
 	memset(&e, 0, sizeof(e));
 	e.b = b;
 	e.who = "parent";
+	e.sid = SID;
 	e.fd = b->fd[0];
 #ifdef HAVE_HIREDIS
 	e.rc = b->rc;
@@ -1069,7 +1116,7 @@ static int lat_pub(struct bench *b, unsigned idx)
 
 	(void)idx;
 	pin(0, "publisher");
-	if (ep_open(&e, b, "publisher", false, 1))
+	if (ep_open(&e, b, "publisher", SID, b->fd[0], false, 1))
 		goto out;
 	msg = calloc(1, b->o.size);
 	if (!msg) {
@@ -1144,7 +1191,7 @@ static int lat_sub(struct bench *b, unsigned idx)
 
 	(void)idx;
 	pin(1, "subscriber");
-	if (ep_open(&e, b, "subscriber", true, 1))
+	if (ep_open(&e, b, "subscriber", SID, b->fd[1], true, 1))
 		goto out;
 	atomic_fetch_add(&c->ready, 1);
 	for (;;) {
@@ -1261,6 +1308,175 @@ static int run_latency(struct bench *b, struct kids *k)
 }
 
 /* ---------------------------------------------------------------------
+ * stream.pingpong
+ */
+
+/* Receive a message of the run's size, and read its stamp; a lap fails. */
+static int pp_recv(struct ep *e, bool spin, uint64_t *stamp)
+{
+	if (recv_stamp(e, spin, stamp))
+		return -1;
+	if (e->lapped) {
+		say("%s: lapped, with one message in flight", e->who);
+		return -1;
+	}
+	return 0;
+}
+
+/* One exchange: send a message stamped @p stamp, receive its reply. */
+static int pp_trip(struct ep *tx, struct ep *rx, uint8_t *msg, bool spin,
+		   uint64_t stamp)
+{
+	uint64_t back;
+
+	memcpy(msg, &stamp, sizeof(stamp));
+	if (ep_send(tx, msg, tx->b->o.size, 1) || pp_recv(rx, spin, &back))
+		return -1;
+	if (back != stamp) {
+		say("pinger: a reply stamped %" PRIu64 ", not %" PRIu64, back,
+		    stamp);
+		return -1;
+	}
+	return 0;
+}
+
+static int pp_ping(struct bench *b, unsigned idx)
+{
+	struct ctl *c = b->ctl;
+	struct ep tx, rx;
+	uint8_t *msg = NULL;
+	uint64_t t, t1, from, t_end, i, n = 0, rec = 0, first = 0, last = 0;
+	uint64_t stamp = STAMP_END;
+	int r = -1;
+
+	(void)idx;
+	memset(&tx, 0, sizeof(tx));
+	pin(0, "pinger");
+	if (ep_open(&rx, b, "pinger", PONG_SID, b->fd[0], true, 1) ||
+	    ep_open(&tx, b, "pinger", PING_SID, b->fd[0], false, 1))
+		goto out;
+	msg = calloc(1, b->o.size);
+	if (!msg) {
+		say("pinger: out of memory");
+		goto out;
+	}
+	atomic_fetch_add(&c->ready, 1);
+	/* Both subscriptions are open (acquire: the ponger's fetch_add). */
+	wait_for(&c->ready, 2);
+
+	for (i = 0; i < b->prefill; i++)
+		if (pp_trip(&tx, &rx, msg, true, STAMP_WARM))
+			goto out;
+
+	t = bench_now();
+	from = t + bench_ticks((uint64_t)(b->o.seconds * 1e8));
+	t_end = t + bench_ticks((uint64_t)(b->o.seconds * 1e9));
+	while (t < t_end) {
+		/* The stamp is the start tick: no two exchanges share one. */
+		if (pp_trip(&tx, &rx, msg, b->o.spin, t))
+			goto out;
+		t1 = bench_now();
+		n++;
+		if (t >= from) {
+			hist_add(&c->h, bench_ns(t1 - t));
+			if (rec++ == 0)
+				first = t;
+			last = t1;
+		}
+		t = t1;
+	}
+	memcpy(msg, &stamp, sizeof(stamp));
+	if (ep_send(&tx, msg, b->o.size, 1))
+		goto out;
+	c->received = n;
+	c->counted = rec;
+	c->span_ticks = last - first;
+	r = 0;
+out:
+	free(msg);
+	ep_close(&tx);
+	ep_close(&rx);
+	return r;
+}
+
+static int pp_pong(struct bench *b, unsigned idx)
+{
+	struct ctl *c = b->ctl;
+	struct ep tx, rx;
+	uint8_t *msg = NULL;
+	uint64_t i, stamp;
+	int r = -1;
+
+	(void)idx;
+	memset(&tx, 0, sizeof(tx));
+	pin(1, "ponger");
+	if (ep_open(&rx, b, "ponger", PING_SID, b->fd[1], true, 1) ||
+	    ep_open(&tx, b, "ponger", PONG_SID, b->fd[1], false, 1))
+		goto out;
+	msg = calloc(1, b->o.size);
+	if (!msg) {
+		say("ponger: out of memory");
+		goto out;
+	}
+	/* Release: the subscription is open before the pinger sends. */
+	atomic_fetch_add(&c->ready, 1);
+	for (i = 0;; i++) {
+		/* The warm-up exchanges poll, as the pinger's do. */
+		if (pp_recv(&rx, b->o.spin || i < b->prefill, &stamp))
+			goto out;
+		if (stamp == STAMP_END)
+			break;
+		memcpy(msg, &stamp, sizeof(stamp));
+		if (ep_send(&tx, msg, b->o.size, 1))
+			goto out;
+	}
+	r = 0;
+out:
+	free(msg);
+	ep_close(&tx);
+	ep_close(&rx);
+	return r;
+}
+
+static int run_pingpong(struct bench *b, struct kids *k)
+{
+	struct ctl *c = b->ctl;
+	char params[64];
+	double secs, ops = -1;
+	uint64_t deadline;
+	int r;
+
+	if (spawn(k, b, "the ponger", pp_pong, 0) ||
+	    spawn(k, b, "the pinger", pp_ping, 0))
+		return -1;
+	/* The warm-up exchanges come on top of --seconds. */
+	deadline = bench_mono_ns() + (uint64_t)((10 * b->o.seconds + 60) * 1e9);
+	r = kids_wait(k, 0, 2, deadline);
+	if (r > 0)
+		say("timed out: the run took over ten times --seconds");
+	if (r)
+		return -1;
+	if (c->h.count == 0) {
+		say("no round trip was recorded (is the run too short?)");
+		return -1;
+	}
+	secs = (double)bench_ns(c->span_ticks) / 1e9;
+	if (secs > 0)
+		ops = (double)c->counted / secs;
+	snprintf(params, sizeof(params), "\"size\": %zu, \"mode\": \"%s\"",
+		 b->o.size, b->o.spin ? "spin" : "sleep");
+	bench_emit("stream.pingpong", sys_names[b->o.sys], params, &c->h, ops);
+	say("stream.pingpong %s size %zu %s: %" PRIu64 " recorded of %" PRIu64
+	    " round trips (%" PRIu64 " warm-up before); p50 %" PRIu64
+	    " ns, p99 %" PRIu64 " ns, max %" PRIu64 " ns; %.0f round trips/s",
+	    sys_names[b->o.sys], b->o.size, b->o.spin ? "spin" : "sleep",
+	    c->counted, c->received, b->prefill, hist_pct(&c->h, 50),
+	    hist_pct(&c->h, 99), c->h.max, ops);
+	say_sesh_stats(b);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------
  * stream.throughput
  */
 
@@ -1322,7 +1538,7 @@ static int tp_pub(struct bench *b, unsigned idx)
 
 	snprintf(who, sizeof(who), "publisher %u", idx);
 	pin((int)idx, who);
-	if (ep_open(&e, b, who, false, b->o.batch))
+	if (ep_open(&e, b, who, SID, b->fd[0], false, b->o.batch))
 		goto out;
 	msg = calloc(1, b->o.size); /* stamp 0: an ordinary message */
 	if (!msg) {
@@ -1358,7 +1574,7 @@ static int tp_sub(struct bench *b, unsigned idx)
 
 	(void)idx;
 	pin(bench_ncpu() - 1, "subscriber");
-	if (ep_open(&e, b, "subscriber", true, 1))
+	if (ep_open(&e, b, "subscriber", SID, b->fd[1], true, 1))
 		goto out;
 	atomic_fetch_add(&c->ready, 1);
 	for (;;) {
@@ -1486,6 +1702,8 @@ static void usage(FILE *f)
 		"                    --mode spin|sleep --rate MSGS_PER_S "
 		"--seconds S\n"
 		"                    [--redis-socket PATH]\n"
+		"       bench_stream pingpong --system sesh|uds --size BYTES\n"
+		"                    --mode spin|sleep --seconds S\n"
 		"       bench_stream throughput --system sesh|uds|redis "
 		"--publishers P\n"
 		"                    --size BYTES --batch B --seconds S "
@@ -1497,7 +1715,8 @@ static void usage(FILE *f)
 		"--rate 0,\n"
 		"--publishers 1, --batch 1, --seconds 1. redis needs "
 		"--redis-socket and\n"
-		"--mode sleep. One JSON line per result on stdout.\n",
+		"--mode sleep, and has no pingpong. One JSON line per result "
+		"on stdout.\n",
 		MSG_MIN, MSG_MAX, LAT_WINDOW, MAX_PUBLISHERS, MAX_BATCH);
 }
 
@@ -1562,7 +1781,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	bool lat_only = false, tp_only = false;
+	bool mode_set = false, rate_set = false, tp_only = false;
 	uint64_t v;
 	int ch;
 
@@ -1574,7 +1793,7 @@ static int parse(int argc, char **argv, struct opts *o)
 	o->publishers = 1;
 	o->batch = 1;
 	if (argc < 2)
-		return bad_usage("say latency or throughput");
+		return bad_usage("say latency, pingpong or throughput");
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage(stdout);
 		return 0;
@@ -1583,6 +1802,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		o->kind = LATENCY;
 	else if (!strcmp(argv[1], "throughput"))
 		o->kind = THROUGHPUT;
+	else if (!strcmp(argv[1], "pingpong"))
+		o->kind = PINGPONG;
 	else
 		return bad_usage("unknown benchmark '%s'", argv[1]);
 
@@ -1607,7 +1828,7 @@ static int parse(int argc, char **argv, struct opts *o)
 			o->size = (size_t)v;
 			break;
 		case 'm':
-			lat_only = true;
+			mode_set = true;
 			if (!strcmp(optarg, "spin"))
 				o->spin = true;
 			else if (!strcmp(optarg, "sleep"))
@@ -1616,7 +1837,7 @@ static int parse(int argc, char **argv, struct opts *o)
 				return bad_usage("--mode: spin or sleep");
 			break;
 		case 'r':
-			lat_only = true;
+			rate_set = true;
 			if (!parse_double(optarg, 0, 1e9, &o->rate))
 				return bad_usage("--rate: 0..1e9 messages "
 						 "per second");
@@ -1657,8 +1878,13 @@ static int parse(int argc, char **argv, struct opts *o)
 		return bad_usage("--system is required");
 	if (o->kind == LATENCY && tp_only)
 		return bad_usage("--publishers and --batch are for throughput");
-	if (o->kind == THROUGHPUT && lat_only)
-		return bad_usage("--mode and --rate are for latency");
+	if (o->kind == THROUGHPUT && (mode_set || rate_set))
+		return bad_usage("--mode and --rate are not for throughput");
+	if (o->kind == PINGPONG && (rate_set || tp_only))
+		return bad_usage("pingpong takes no --rate, --publishers or "
+				 "--batch");
+	if (o->kind == PINGPONG && o->sys == SYS_REDIS)
+		return bad_usage("pingpong: --system sesh or uds");
 	if (o->sys == SYS_REDIS) {
 		if (!o->redis_socket)
 			return bad_usage("redis needs --redis-socket PATH");
@@ -1703,9 +1929,19 @@ int main(int argc, char **argv)
 	hist_init(&b.ctl->h);
 
 	r = setup(&b);
-	if (r == 0)
-		r = b.o.kind == LATENCY ? run_latency(&b, &k)
-					: run_throughput(&b, &k);
+	if (r == 0) {
+		switch (b.o.kind) {
+		case LATENCY:
+			r = run_latency(&b, &k);
+			break;
+		case PINGPONG:
+			r = run_pingpong(&b, &k);
+			break;
+		case THROUGHPUT:
+			r = run_throughput(&b, &k);
+			break;
+		}
+	}
 	kids_kill(&k);
 	if (teardown(&b))
 		r = -1;

@@ -14,9 +14,9 @@ def rate:
 	elif . >= 1000 then "\((. / 100 | floor) / 10) k/s"
 	else "\(. | floor)/s" end;
 def params: [.params | to_entries[] | "\(.key)=\(.value)"] | join(" ");
-def caseorder: {"stream.latency": 0, "stream.throughput": 1, "session.get": 2,
-	"session.touch": 3, "session.create_delete": 4,
-	"reaper.pass": 5}[.case] // 9;
+def caseorder: {"stream.latency": 0, "stream.pingpong": 1,
+	"stream.throughput": 2, "session.get": 3, "session.touch": 4,
+	"session.create_delete": 5, "reaper.pass": 6}[.case] // 9;
 def sysorder: {"sesh": 0, "uds": 1, "redis": 2, "sqlite": 3}[.system] // 9;
 
 "=machine: \(.machine.cpu), \(.machine.ncpu) CPUs, \(.machine.kernel), clock \(.machine.clock) (\(.machine.clock_cost_ns * 10 | floor / 10) ns a read), \(if .machine.quick then "quick run" else "full run" end)",

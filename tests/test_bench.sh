@@ -82,6 +82,10 @@ for mode in spin sleep; do
 done
 check "latency sesh saturated 16 KiB" 1 "$stream" latency --system sesh \
 	--size 16384 --mode spin --rate 0 --seconds 0.3
+check "pingpong sesh spin" 1 "$stream" pingpong --system sesh --size 64 \
+	--mode spin --seconds 0.3
+check "pingpong uds sleep" 1 "$stream" pingpong --system uds --size 64 \
+	--mode sleep --seconds 0.3
 for sys in sesh uds; do
 	check "throughput $sys" 1 "$stream" throughput --system $sys \
 		--publishers 2 --size 64 --batch 32 --seconds 0.3
@@ -140,7 +144,9 @@ fi
 
 # Bad usage is refused with status 2.
 for args in "" "latency" "latency --system nosuch --size 64 --mode spin --rate 1 --seconds 1" \
-	"latency --system sesh --size 64 --mode fast --rate 1 --seconds 1"; do
+	"latency --system sesh --size 64 --mode fast --rate 1 --seconds 1" \
+	"pingpong --system redis --size 64 --mode sleep --seconds 1" \
+	"pingpong --system sesh --size 64 --mode spin --rate 1 --seconds 1"; do
 	# shellcheck disable=SC2086
 	"$stream" $args >/dev/null 2>&1
 	rc=$?
@@ -166,7 +172,7 @@ if [ -s "$lines" ]; then
 		-f "$src/report.jq" "$lines" >"$tmp/report.json"; then
 		echo "test_bench: report.jq failed" >&2
 		fail=1
-	elif ! jq -e '(.bar | length) == 11 and
+	elif ! jq -e '(.bar | length) == 12 and
 		([.results[] | select(.system == "uds" and
 			.case == "stream.latency")][0].ratio_p50 > 0)' \
 		"$tmp/report.json" >/dev/null; then
@@ -178,7 +184,8 @@ if [ -s "$lines" ]; then
 		fail=1
 	elif command -v gnuplot >/dev/null; then
 		if ! "$src/plot" "$tmp/report.json" "$tmp" >"$tmp/plot.log" 2>&1 ||
-			[ ! -s "$tmp/latency-stream-spin-64.svg" ]; then
+			[ ! -s "$tmp/latency-stream-spin-64.svg" ] ||
+			[ ! -s "$tmp/latency-pingpong-64.svg" ]; then
 			echo "test_bench: bench/plot failed:" >&2
 			cat "$tmp/plot.log" >&2
 			fail=1
