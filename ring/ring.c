@@ -523,7 +523,7 @@ static int ring_write(struct sesh *d, const struct ring *g, uint64_t seq,
  */
 static int ring_claim(struct sesh *d, const struct ring *g,
 		      const sesh_buf_t *msgs, size_t n, uint64_t *seq0,
-		      uint64_t *pos)
+		      uint64_t *pos, bool cached)
 {
 	for (;;) {
 		uint64_t tp, ts, p, size;
@@ -531,6 +531,19 @@ static int ring_claim(struct sesh *d, const struct ring *g,
 		int rc;
 
 		tail_load(g, &tp, &ts);
+		/* A ring reached through the thread's cache, not the index:
+		 * closed, or reused by another session (ring_assign() writes
+		 * the generation before it resets the tail, and tail_load()
+		 * is a full barrier), it is stale, and the index decides.
+		 * An open tail of our generation, read inside our section,
+		 * cannot be reused before the section ends: its retirement,
+		 * after the close, is tagged with an epoch past ours. */
+		if (cached &&
+		    ((tp & RING_CLOSED) ||
+		     (uint32_t)atomic_load_explicit(&g->h->gen,
+						    memory_order_relaxed) !=
+			     g->gen))
+			return -ESTALE;
 		if (tp & RING_CLOSED)
 			return -ENOENT;
 		for (p = tp, k = 0; k < n; k++) {
@@ -559,11 +572,13 @@ static int ring_claim(struct sesh *d, const struct ring *g,
 /* Find the session's ring, holding a read-side section (the caller's) so
  * the ring is not reused under us. */
 static int stream_find(struct sesh *d, const char *id, struct ring *g,
-		       int64_t *expires)
+		       int64_t *expires, uint64_t *stream_out)
 {
 	uint64_t stream;
 	int rc = idx_stream_lookup(d, id, &stream, expires);
 
+	if (stream_out != NULL)
+		*stream_out = stream;
 	if (rc == 1) {
 		/* Expired, not yet removed: end its stream too. */
 		ring_close_stream(d, stream);
@@ -574,13 +589,114 @@ static int stream_find(struct sesh *d, const char *id, struct ring *g,
 	return ring_view(&d->seg, stream, g);
 }
 
+/*
+ * Each thread remembers its last few publish targets: id -> stream word
+ * and when the session would expire if nobody touched it. A run of
+ * publishes to one session (an SSE response streaming progress) then
+ * skips the index lookup, about half of a publish's instructions. An
+ * entry is only a hint: it is used inside the read-side section, its
+ * ring checked by ring_view() (generation) and at every claim
+ * (ring_claim(): closed or reused means stale), and dropped once the
+ * session may have expired; anything stale falls back to the index.
+ */
+#define PCACHE_WAYS 4
+
+struct pcache_ent {
+	const struct sesh *d;
+	uint64_t serial; /* of the handle: a new handle never matches */
+	uint64_t stream;
+	int64_t expires_ns; /* CLOCK_REALTIME, as the index's TTL check */
+	size_t len;
+	char id[SESH_ID_MAX + 1];
+};
+
+static __thread struct pcache_ent pcache[PCACHE_WAYS];
+
+static struct pcache_ent *pcache_way(const char *id, size_t len)
+{
+	unsigned w = (unsigned)len ^ (unsigned char)id[0] ^
+		     (unsigned char)id[len - 1];
+
+	return &pcache[w % PCACHE_WAYS];
+}
+
+static int64_t coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The thread's entry for `id` in handle d, if it holds one that may still
+ * be good. */
+static struct pcache_ent *pcache_get(const struct sesh *d, const char *id,
+				     size_t len)
+{
+	struct pcache_ent *e;
+
+	if (len == 0 || len > SESH_ID_MAX)
+		return NULL;
+	e = pcache_way(id, len);
+	if (e->d != d || e->serial != d->serial || e->len != len ||
+	    memcmp(e->id, id, len) != 0)
+		return NULL;
+	if (coarse_ns() >= e->expires_ns) {
+		e->d = NULL; /* the index decides about expiry */
+		return NULL;
+	}
+	return e;
+}
+
+static void pcache_put(const struct sesh *d, const char *id, size_t len,
+		       uint64_t stream, int64_t expires_ns)
+{
+	struct pcache_ent *e;
+
+	if (len == 0 || len > SESH_ID_MAX)
+		return;
+	e = pcache_way(id, len);
+	e->d = d;
+	e->serial = d->serial;
+	e->stream = stream;
+	e->expires_ns = expires_ns;
+	e->len = len;
+	memcpy(e->id, id, len);
+	e->id[len] = '\0';
+}
+
+/* The session's ring, through the thread's cache or the index. *cached
+ * says which. */
+static int target_find(struct sesh *d, const char *id, size_t len,
+		       struct ring *g, bool *cached)
+{
+	struct pcache_ent *e = pcache_get(d, id, len);
+	uint64_t stream;
+	int64_t expires;
+	int rc;
+
+	if (e != NULL) {
+		if (ring_view(&d->seg, e->stream, g) == 0) {
+			*cached = true;
+			return 0;
+		}
+		e->d = NULL;
+	}
+	*cached = false;
+	rc = stream_find(d, id, g, &expires, &stream);
+	if (rc == 0)
+		pcache_put(d, id, len, stream, expires);
+	return rc;
+}
+
 static int publish(struct sesh *d, const char *id, const sesh_buf_t *msgs,
 		   size_t n, uint64_t *ids)
 {
 	struct gc_thread_reader *tr;
 	uint64_t owner, seq0, pos[64], info, sent = 0, sent_bytes = 0;
 	struct ring g;
-	size_t done = 0, k, chunk, bytes;
+	size_t done = 0, k, chunk, bytes, len;
+	bool cached;
 	int64_t now;
 	int rc;
 
@@ -601,7 +717,8 @@ static int publish(struct sesh *d, const char *id, const sesh_buf_t *msgs,
 	rc = gc_read_lock(d, &tr);
 	if (rc < 0)
 		return rc;
-	rc = stream_find(d, id, &g, NULL);
+	len = strnlen(id, SESH_ID_MAX + 1);
+	rc = target_find(d, id, len, &g, &cached);
 	if (rc == 0)
 		rc = ring_reserve(d, &g);
 	while (rc == 0 && done < n) {
@@ -616,7 +733,18 @@ static int publish(struct sesh *d, const char *id, const sesh_buf_t *msgs,
 				break;
 			bytes += sz;
 		}
-		rc = ring_claim(d, &g, msgs + done, chunk, &seq0, pos);
+		rc = ring_claim(d, &g, msgs + done, chunk, &seq0, pos,
+				cached && done == 0);
+		if (rc == -ESTALE) {
+			/* The cached ring went; nothing was claimed yet.
+			 * Ask the index, then claim again. */
+			pcache_way(id, len)->d = NULL;
+			cached = false;
+			rc = stream_find(d, id, &g, NULL, NULL);
+			if (rc == 0)
+				rc = ring_reserve(d, &g);
+			continue;
+		}
 		if (rc == 0)
 			point(RING_P_CLAIMED);
 		now = shm_now_ns();
@@ -832,12 +960,17 @@ int ring_assign(struct sesh *d, uint64_t owner, uint64_t *stream)
 	h = ring_hdr_of(&d->seg, (uint64_t)k);
 	if (h == NULL)
 		return -EUCLEAN;
-	/* Ours alone until the record that names it is linked (release),
-	 * and nobody reads the old generation any more. */
+	/* Ours alone until the record that names it is linked (release);
+	 * the index leads nobody to the old generation any more. A
+	 * publisher's cache still may (see publish()): it reads the tail,
+	 * then the generation, so the new generation goes first (release
+	 * fence), and again last for those that find it by the index. */
 	gen = atomic_load_explicit(&h->gen, memory_order_relaxed) + 1;
 	if ((uint32_t)gen == 0)
 		gen++; /* 0 is never a generation, so a zeroed record never
 			* names a ring */
+	atomic_store_explicit(&h->gen, gen, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
 	atomic_store_explicit(&h->tail_pos, 0, memory_order_relaxed);
 	atomic_store_explicit(&h->tail_seq, 0, memory_order_relaxed);
 	atomic_store_explicit(&h->front_seq, 0, memory_order_relaxed);
@@ -1222,7 +1355,7 @@ int sesh_subscribe(sesh_t *d, const char *id, uint64_t after,
 	rc = gc_read_lock(d, &tr);
 	if (rc < 0)
 		goto fail;
-	rc = stream_find(d, id, &s->g, &expires);
+	rc = stream_find(d, id, &s->g, &expires, NULL);
 	if (rc < 0)
 		goto unlock;
 	k = pin_take(d, &s->g, &s->pin_gen);

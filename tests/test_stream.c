@@ -13,6 +13,8 @@
  */
 #include "testutil.h"
 
+#include "index/index.h"
+
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
@@ -1319,6 +1321,85 @@ static void test_recreate(void **state)
 	assert_int_equal(sesh_unlink(name), 0);
 }
 
+/* --- 7b. the publisher's cache of targets ------------------------------- */
+
+/* The ring a session's record names. */
+static uint64_t ring_of(sesh_t *d, const char *id)
+{
+	uint64_t stream = 0;
+
+	assert_true(idx_stream_lookup(d, id, &stream, NULL) >= 0);
+	return stream;
+}
+
+/*
+ * A thread remembers where it last published. The session goes, and its
+ * ring is reused by another session: a publish to the old id must be
+ * -ENOENT and land nowhere, in particular not in the ring's new stream.
+ * A cached session that idles out is -ENOENT too, though nobody removed
+ * it yet.
+ */
+static void test_publish_cache(void **state)
+{
+	uint64_t ra, rb = 0, e;
+	sesh_stream_t *s;
+	char name[64], b[32];
+	int i;
+	sesh_t *d;
+
+	tu_name(name, sizeof(name), "stpc");
+	d = open_dom(name, 4096, 0);
+	mk_session(d, "a", 0);
+	(void)pubs(d, "a", "a-0"); /* remembered */
+	(void)pubs(d, "a", "a-1");
+	ra = ring_of(d, "a");
+	assert_int_equal(sesh_session_delete(d, "a"), 0);
+
+	/* Sessions come and go until one is given a's ring. */
+	for (i = 0; i < 4096; i++) {
+		snprintf(b, sizeof(b), "b-%d", i);
+		assert_int_equal(sesh_reap(d, NULL), 0); /* frees rings */
+		mk_session(d, b, 0);
+		rb = ring_of(d, b);
+		if ((uint32_t)rb == (uint32_t)ra)
+			break;
+		assert_int_equal(sesh_session_delete(d, b), 0);
+	}
+	if ((uint32_t)rb != (uint32_t)ra)
+		fail_msg("no session was given ring %u again",
+			 (unsigned)(uint32_t)ra);
+	assert_true(rb != ra); /* another generation */
+
+	s = sub(d, b, SESH_FROM_OLDEST);
+	assert_int_equal(sesh_publish(d, "a", "stray", 5, &e), -ENOENT);
+	expect_rc(s, 0, -EAGAIN); /* nothing landed in b's stream */
+	e = pubs(d, b, "b-0");
+	expect_str(s, e, "b-0");
+	expect_rc(s, 0, -EAGAIN);
+	sesh_stream_close(s);
+
+	/* a again: a new ring, found through the index. */
+	mk_session(d, "a", 0);
+	s = sub(d, "a", SESH_FROM_OLDEST);
+	e = pubs(d, "a", "a-new");
+	expect_str(s, e, "a-new");
+	sesh_stream_close(s);
+
+	/* Remembered, then idle past its TTL, never touched or removed. */
+	mk_session(d, "short", 1);
+	(void)pubs(d, "short", "s-0");
+	(void)pubs(d, "short", "s-1");
+	{
+		struct timespec ts = {1, 300 * 1000 * 1000};
+
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(sesh_publish(d, "short", "late", 4, NULL), -ENOENT);
+
+	sesh_close(d);
+	assert_int_equal(sesh_unlink(name), 0);
+}
+
 /* --- 8. expiry ------------------------------------------------------------ */
 
 static void test_expiry(void **state)
@@ -2170,6 +2251,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_zero_copy, disarm),
 		cmocka_unit_test_teardown(test_delete, disarm),
 		cmocka_unit_test_teardown(test_recreate, disarm),
+		cmocka_unit_test_teardown(test_publish_cache, disarm),
 		cmocka_unit_test_teardown(test_expiry, disarm),
 		cmocka_unit_test_teardown(test_multiproc, disarm),
 		cmocka_unit_test_teardown(test_accounting, disarm),
