@@ -8,7 +8,7 @@ def sesh_of($all; $r):
 	first($all[] | select(.system == "sesh" and key == ($r | key))) // null;
 def ratio($a; $b):
 	if $a == null or $b == null or $b == 0 then null
-	else (($a / $b) * 10 | floor) / 10 end;
+	else (($a / $b) * 100 | floor) / 100 end;
 def find($all; $case; $sys; $params):
 	first($all[] | select(.case == $case and .system == $sys
 		and .params == $params)) // null;
