@@ -197,6 +197,7 @@ static void usage(const char *why)
 
 /* --- cleanup -------------------------------------------------------------- */
 
+/* Kill and wait for the children: async-signal-safe (on_signal()). */
 static void kill_kids(void)
 {
 	int i;
@@ -274,16 +275,9 @@ static void cleanup(void)
  * The Redis server is private to the run and flushed by the next one. */
 static void on_signal(int sig)
 {
-	int i;
-
 	if (getpid() != g.parent)
 		goto out; /* a child not yet past child_init() */
-	for (i = 0; i < g.nkids; i++)
-		if (g.kids[i] > 0)
-			kill(g.kids[i], SIGKILL);
-	for (i = 0; i < g.nkids; i++)
-		if (g.kids[i] > 0)
-			waitpid(g.kids[i], NULL, 0);
+	kill_kids();
 	if (g.domain_path[0])
 		unlink(g.domain_path);
 	if (g.sqlite_dir[0]) {

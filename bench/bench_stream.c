@@ -1267,18 +1267,22 @@ static void say_losses(struct ctl *c)
 		    (int64_t)(sent - c->received - c->lost));
 }
 
-static int run_latency(struct bench *b, struct kids *k)
+/*
+ * Run the two children of a latency or ping-pong run (r0 first) and wait
+ * for both; *secs is the span the recorder measured. A publisher behind
+ * its rate, or warm-up exchanges, may take longer than --seconds: the
+ * deadline is ten times it, plus a minute. Returns 0 or -1 (said why).
+ */
+static int run_two(struct bench *b, struct kids *k, const char *r0,
+		   child_fn f0, const char *r1, child_fn f1, const char *what,
+		   double *secs)
 {
 	struct ctl *c = b->ctl;
-	char params[128];
-	double secs, ops = -1;
 	uint64_t deadline;
 	int r;
 
-	if (spawn(k, b, "the subscriber", lat_sub, 0) ||
-	    spawn(k, b, "the publisher", lat_pub, 0))
+	if (spawn(k, b, r0, f0, 0) || spawn(k, b, r1, f1, 0))
 		return -1;
-	/* A publisher behind its rate may take longer than --seconds. */
 	deadline = bench_mono_ns() + (uint64_t)((10 * b->o.seconds + 60) * 1e9);
 	r = kids_wait(k, 0, 2, deadline);
 	if (r > 0)
@@ -1286,10 +1290,22 @@ static int run_latency(struct bench *b, struct kids *k)
 	if (r)
 		return -1;
 	if (c->h.count == 0) {
-		say("no message was recorded (is the run too short?)");
+		say("no %s was recorded (is the run too short?)", what);
 		return -1;
 	}
-	secs = (double)bench_ns(c->span_ticks) / 1e9;
+	*secs = (double)bench_ns(c->span_ticks) / 1e9;
+	return 0;
+}
+
+static int run_latency(struct bench *b, struct kids *k)
+{
+	struct ctl *c = b->ctl;
+	char params[128];
+	double secs, ops = -1;
+
+	if (run_two(b, k, "the subscriber", lat_sub, "the publisher", lat_pub,
+		    "message", &secs))
+		return -1;
 	if (c->counted > 1 && secs > 0)
 		ops = (double)(c->counted - 1) / secs;
 	snprintf(params, sizeof(params),
@@ -1443,24 +1459,10 @@ static int run_pingpong(struct bench *b, struct kids *k)
 	struct ctl *c = b->ctl;
 	char params[64];
 	double secs, ops = -1;
-	uint64_t deadline;
-	int r;
 
-	if (spawn(k, b, "the ponger", pp_pong, 0) ||
-	    spawn(k, b, "the pinger", pp_ping, 0))
+	if (run_two(b, k, "the ponger", pp_pong, "the pinger", pp_ping,
+		    "round trip", &secs))
 		return -1;
-	/* The warm-up exchanges come on top of --seconds. */
-	deadline = bench_mono_ns() + (uint64_t)((10 * b->o.seconds + 60) * 1e9);
-	r = kids_wait(k, 0, 2, deadline);
-	if (r > 0)
-		say("timed out: the run took over ten times --seconds");
-	if (r)
-		return -1;
-	if (c->h.count == 0) {
-		say("no round trip was recorded (is the run too short?)");
-		return -1;
-	}
-	secs = (double)bench_ns(c->span_ticks) / 1e9;
 	if (secs > 0)
 		ops = (double)c->counted / secs;
 	snprintf(params, sizeof(params), "\"size\": %zu, \"mode\": \"%s\"",
