@@ -53,9 +53,12 @@ def find($all; $case; $sys; $params):
         "session.get resident=1000000 procs=1"; $get.p50_ns; 100; "max"; "ns"),
     bar("session touch, p50";
         "session.touch resident=1000000 procs=1"; $touch.p50_ns; 50; "max"; "ns"),
-    bar("lower latency than Redis, stream (p50 ratio)";
+    bar("lower latency than Redis, stream, both waiting (p50 ratio)";
         "stream.latency size=64 mode=sleep rate=10000, redis / sesh";
         ratio($rsleep.p50_ns; $sleep.p50_ns); 50; "min"; "x"),
+    bar("same, sesh busy-polling (p50 ratio)";
+        "stream.latency size=64 rate=10000, redis (sleep) / sesh (spin)";
+        ratio($rsleep.p50_ns; $spin.p50_ns); 50; "min"; "x"),
     bar("lower latency than Redis, session get (p50 ratio)";
         "session.get resident=1000000 procs=1, redis / sesh";
         ratio($rget.p50_ns; $get.p50_ns); 50; "min"; "x"),

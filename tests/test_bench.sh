@@ -172,7 +172,7 @@ if [ -s "$lines" ]; then
 		-f "$src/report.jq" "$lines" >"$tmp/report.json"; then
 		echo "test_bench: report.jq failed" >&2
 		fail=1
-	elif ! jq -e '(.bar | length) == 12 and
+	elif ! jq -e '(.bar | length) == 13 and
 		([.results[] | select(.system == "uds" and
 			.case == "stream.latency")][0].ratio_p50 != null)' \
 		"$tmp/report.json" >/dev/null; then
