@@ -47,9 +47,10 @@
  *           setting, and the default page cache. The table is WITHOUT
  *           ROWID: the row lives in the primary key's B-tree, so a lookup
  *           is one descent. One connection per process (opened NOMUTEX:
- *           one thread uses it), prepared statements, each in autocommit. get:
- * SELECT ... WHERE id = ? AND user = ? AND not idle past its TTL; touch: UPDATE
- *           last_seen; create: INSERT, then DELETE. Writers of two
+ *           one thread uses it), prepared statements, each in
+ *           autocommit. get: SELECT ... WHERE id = ? AND user = ? AND
+ *           not idle past its TTL; touch: UPDATE last_seen; create:
+ *           INSERT, then DELETE. Writers of two
  *           processes wait for the write lock in a busy handler that
  *           follows SQLite's own busy_timeout schedule (1, 2, 5 ... 100
  *           ms, 5 s in all) and counts the waits; an SQLITE_BUSY past it
