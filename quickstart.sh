@@ -30,7 +30,8 @@ say() { printf 'quickstart: %s\n' "$*"; }
 deps="autoconf automake libtool autoconf-archive pkg-config make gcc g++
       liburcu-dev libatomic-ops-dev libjemalloc-dev libsqlite3-dev
       libcmocka-dev libbenchmark-dev
-      libhiredis-dev redis-tools gnuplot-nox jq valgrind"
+      libhiredis-dev redis-tools gnuplot-nox jq valgrind
+      libmicrohttpd-dev libjansson-dev curl"
 missing=
 for p in $deps; do
 	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
