@@ -435,7 +435,7 @@ SESH_API int sesh_session_create(sesh_t *d, const char *id, const char *user,
  *   -ENOENT  no such session in the namespace, it is idle past its TTL,
  *            or it belongs to another user (never revealed which);
  *   -EUCLEAN the index is corrupt;
- *   -ENOSPC  the calling thread is past the 16 threads per process that
+ *   -ENOSPC  the calling thread is past the 256 threads per process that
  *            can read a domain at once;
  *   or an error of registering a forked child (see sesh_info()).
  *
@@ -725,7 +725,7 @@ typedef struct sesh_buf {
  *   -E2BIG      @p len is larger than the domain's max_message;
  *   -ENOSPC     the file system holding the domain cannot supply the
  *               stream's memory (it is reserved on the first publish),
- *               or the calling thread is past the 16 threads per
+ *               or the calling thread is past the 256 threads per
  *               process that can read the index at once;
  *   -EAGAIN     the ring cannot advance: a publisher a whole ring behind
  *               (stopped, not dead) has held its space for longer than
@@ -789,7 +789,7 @@ SESH_API int sesh_publish_batch(sesh_t *d, const char *id,
  *            yet, any id from its first on);
  *   -ENOENT  no such session, or it expired or was deleted;
  *   -ENOSPC  this process already has max_subscriptions streams open,
- *            or the calling thread is past the 16 threads per process
+ *            or the calling thread is past the 256 threads per process
  *            that can read the index at once (see sesh_session_get());
  *   -ENOMEM  out of memory;
  *   -EUCLEAN the index or the stream is corrupt;

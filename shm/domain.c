@@ -88,7 +88,7 @@ static void atfork_child(void)
 		d->lock_fd = -1;
 		atomic_store_explicit(&d->slot, -1, memory_order_relaxed);
 		/* The parent's threads' reader slots are not ours. */
-		d->readers_taken = 0;
+		memset(d->readers_taken, 0, sizeof(d->readers_taken));
 		atomic_fetch_add_explicit(&d->reg_gen, 1, memory_order_relaxed);
 		/* Another thread may have held it at fork. */
 		d->alloc.lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
@@ -445,7 +445,7 @@ static int register_locked(struct sesh *d)
 		return slot;
 	}
 	d->lock_fd = fd;
-	d->readers_taken = 0;
+	memset(d->readers_taken, 0, sizeof(d->readers_taken));
 	atomic_fetch_add_explicit(&d->reg_gen, 1, memory_order_relaxed);
 	/* Release: pairs with the acquire of the fast path below. */
 	atomic_store_explicit(&d->slot, slot, memory_order_release);
@@ -462,12 +462,12 @@ int shm_reader_claim(struct sesh *d, uint32_t *gen)
 		return rc;
 	pthread_mutex_lock(&handles_lock);
 	for (k = 0; k < SHM_READERS_PER_PROC; k++)
-		if (!(d->readers_taken & (1u << k)))
+		if (!(d->readers_taken[k / 64] & ((uint64_t)1 << (k % 64))))
 			break;
 	if (k == SHM_READERS_PER_PROC) {
 		rc = -ENOSPC;
 	} else {
-		d->readers_taken |= 1u << k;
+		d->readers_taken[k / 64] |= (uint64_t)1 << (k % 64);
 		*gen = atomic_load_explicit(&d->reg_gen, memory_order_relaxed);
 		rc = (int)k;
 	}
@@ -495,7 +495,8 @@ void shm_reader_return(struct sesh *d, uint64_t serial, uint32_t gen,
 		if (r != NULL) /* a thread that died inside a section */
 			atomic_store_explicit(&r->epoch, 0,
 					      memory_order_release);
-		h->readers_taken &= ~(1u << k);
+		if (k < SHM_READERS_PER_PROC)
+			h->readers_taken[k / 64] &= ~((uint64_t)1 << (k % 64));
 		break;
 	}
 	pthread_mutex_unlock(&handles_lock);

@@ -94,7 +94,7 @@ struct shm_seg;
 
 /* Epoch reader slots each process slot owns: how many of its threads can
  * be inside a read-side section at once. */
-#define SHM_READERS_PER_PROC 16u
+#define SHM_READERS_PER_PROC 256u
 
 /* Lock bytes on the segment's file. */
 #define SHM_LOCK_INIT 0
@@ -647,8 +647,9 @@ struct sesh {
 	/* Bumped at each registration and at fork: a thread's cached reader
 	 * slot from another generation is stale. */
 	_Atomic uint32_t reg_gen;
-	uint32_t readers_taken; /* reader slots held by threads (bitmap);
-				 * under the handles lock */
+	/* Reader slots held by threads (a bitmap); under the handles
+	 * lock. */
+	uint64_t readers_taken[SHM_READERS_PER_PROC / 64];
 	_Atomic int ns_idx;	/* the namespace's entry, -1 until found */
 	struct shm_alloc_local alloc;
 	/* Streams (ring/): where to look for a free ring; the lock over
@@ -669,7 +670,8 @@ struct sesh {
 	struct persist_conn *pc;
 };
 
-_Static_assert(SHM_READERS_PER_PROC <= 32, "readers_taken is 32 bits");
+_Static_assert(SHM_READERS_PER_PROC % 64 == 0,
+	       "readers_taken is a whole number of 64-bit words");
 
 /* Register the calling process if it is not (a child after fork). */
 int shm_ensure_registered(struct sesh *d);

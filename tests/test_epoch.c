@@ -368,7 +368,7 @@ static void test_thread_readers(void **state)
 	struct gc_thread_reader *tr, *tr2;
 	struct thr_res res[N], extra;
 	pthread_t th[N], t;
-	uint32_t seen = 0;
+	uint8_t seen[SHM_READERS_PER_PROC] = {0};
 	char name[64];
 	pid_t pid;
 	int i;
@@ -385,7 +385,7 @@ static void test_thread_readers(void **state)
 	assert_int_not_equal(atomic_load(&tr->r->epoch), 0);
 	gc_read_unlock(tr);
 	assert_int_equal(atomic_load(&tr->r->epoch), 0);
-	seen |= 1u << tr->k;
+	seen[tr->k] = 1;
 
 	/* Every other slot to a thread of its own; one more is refused. */
 	assert_int_equal(pthread_barrier_init(&b_held, NULL, N + 1), 0);
@@ -397,10 +397,12 @@ static void test_thread_readers(void **state)
 	for (i = 0; i < N; i++) {
 		assert_int_equal(res[i].rc, 0);
 		assert_int_not_equal(res[i].epoch, 0);
-		assert_false(seen & (1u << res[i].k));
-		seen |= 1u << res[i].k;
+		assert_true(res[i].k < SHM_READERS_PER_PROC);
+		assert_false(seen[res[i].k]);
+		seen[res[i].k] = 1;
 	}
-	assert_int_equal(seen, (1u << SHM_READERS_PER_PROC) - 1);
+	for (i = 0; i < (int)SHM_READERS_PER_PROC; i++)
+		assert_true(seen[i]);
 	assert_int_equal(pthread_create(&t, NULL, try_reader, &extra), 0);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_int_equal(extra.rc, -ENOSPC);
@@ -408,7 +410,10 @@ static void test_thread_readers(void **state)
 	for (i = 0; i < N; i++)
 		assert_int_equal(pthread_join(th[i], NULL), 0);
 	/* Their exits gave the slots back. */
-	assert_int_equal(thr_d->readers_taken, 1u << tr->k);
+	for (i = 0; i < (int)SHM_READERS_PER_PROC; i++)
+		assert_int_equal(!!(thr_d->readers_taken[i / 64] &
+				    ((uint64_t)1 << (i % 64))),
+				 (uint32_t)i == tr->k);
 	assert_int_equal(pthread_create(&t, NULL, try_reader, &extra), 0);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_int_equal(extra.rc, 0);
