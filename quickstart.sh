@@ -32,6 +32,11 @@ deps="autoconf automake libtool autoconf-archive pkg-config make gcc g++
       libcmocka-dev libbenchmark-dev
       libhiredis-dev redis-tools gnuplot-nox jq valgrind
       libmicrohttpd-dev libjansson-dev curl"
+# Node and npm for the end-to-end test of the MCP example with the
+# official SDK: Debian's, unless node and npm are there already.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	deps="$deps nodejs npm"
+fi
 missing=
 for p in $deps; do
 	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |

@@ -11,11 +11,11 @@
  * Threads: one per connection (MHD_USE_THREAD_PER_CONNECTION, with the
  * internal polling thread that accepts), so the body of an SSE response
  * may block: its reader waits in sesh_stream_next() until the next
- * message. Each thread that calls sesh holds one of the 16 reader slots
+ * message. Each thread that calls sesh holds one of the 256 reader slots
  * a process has in the domain until it exits, which is why a worker
- * takes at most --max-conns connections at once (default 10; at the
- * limit libmicrohttpd stops accepting and the other workers take them),
- * and runs at most TOOL_THREADS long calls in threads of their own.
+ * takes at most --max-conns connections at once (default 200; past the
+ * limit libmicrohttpd accepts a connection and closes it at once), and
+ * runs at most TOOL_THREADS long calls in threads of their own.
  *
  * A POSTed request gets an MCP stream of its own (see mcp.c for stream
  * ids and frames). The connection thread subscribes to the session's
@@ -55,7 +55,7 @@
 #include "mcp-prefork.h"
 
 #define ENDPOINT      "/mcp"
-#define TOOL_THREADS  4	    /* long calls in threads of their own */
+#define TOOL_THREADS  16	    /* long calls in threads of their own */
 #define TICK_MS	      250   /* SSE readers look at mcp_stopping */
 #define KEEPALIVE_MS  15000 /* comment line on an idle SSE stream */
 #define REQ_IDLE_MS   300000 /* a request stream silent this long ends */

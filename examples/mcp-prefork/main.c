@@ -57,7 +57,7 @@ struct mcp_opts mcp_opts = {
 	.idle_ttl_s = 300,
 	.max_body = 1 << 20,
 	.stream_bytes = 256 << 10,
-	.max_conns = 10,
+	.max_conns = 200,
 };
 sesh_t *mcp_dom;
 static pid_t master;
@@ -230,7 +230,7 @@ static void __attribute__((noreturn)) usage(int status)
 		"  --stream-bytes B  stream ring of a session, a power of two\n"
 		"                    (262144; used when the domain is "
 		"created)\n"
-		"  --max-conns N     connections per worker, 1..14 (10)\n"
+		"  --max-conns N     connections per worker, 1..238 (200)\n"
 		"  --allow-origin O  also accept this Origin (repeatable; *: "
 		"all)\n"
 		"  --unlink-at-exit  remove the domain when the server stops\n",
@@ -311,10 +311,10 @@ int main(int argc, char **argv)
 				"--stream-bytes", optarg, 4096, 1 << 30);
 			break;
 		case 'c':
-			/* 16 reader slots a process, less the long calls'
-			 * threads (see http.c) */
+			/* 256 reader slots a process, less the long calls'
+			 * threads and a margin (see http.c) */
 			mcp_opts.max_conns =
-				(unsigned)number("--max-conns", optarg, 1, 14);
+				(unsigned)number("--max-conns", optarg, 1, 238);
 			break;
 		case 'o':
 			if (mcp_opts.norigins == 32) {
