@@ -182,8 +182,11 @@ static void test_layout_overflow(void **state)
 	c.max_metadata = 0;
 	c.max_processes = UINT32_MAX;
 	c.max_subscriptions = 1;
-	assert_int_equal(shm_layout(&c, &g), 0); /* 256 GiB: still sane */
-	assert_true(g.total_bytes > (uint64_t)UINT32_MAX * 64);
+	/* 16 KiB of reader slots a process: 64 TiB, past the 2^46 cap. */
+	assert_int_equal(shm_layout(&c, &g), -ENOSPC);
+	c.max_processes = (uint32_t)1 << 20;
+	assert_int_equal(shm_layout(&c, &g), 0); /* 16 GiB: still sane */
+	assert_true(g.total_bytes > ((uint64_t)1 << 20) * 16384);
 
 	/* Through the API: every capacity in range, the product too big. */
 	tu_name(name, sizeof(name), "huge");
