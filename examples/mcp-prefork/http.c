@@ -556,6 +556,9 @@ static enum MHD_Result serve_request(struct MHD_Connection *c,
 		return reply_json(c, MHD_HTTP_OK, resp, ready ? s->id : NULL);
 	}
 
+	if (mcp_opts.log_streams)
+		fprintf(stderr, "mcp-prefork: stream %s opened by %ld\n",
+			stream, (long)getpid());
 	x = sse_new(stream, true, strcmp(s->version, "2025-11-25") == 0,
 		    s->last);
 	if (x == NULL) {
@@ -755,6 +758,9 @@ static enum MHD_Result do_get(struct MHD_Connection *c)
 
 	/* A resumed stream starts with its next message; a new GET stream
 	 * is primed, so that it too can be resumed. */
+	if (mcp_opts.log_streams && resume)
+		fprintf(stderr, "mcp-prefork: stream %s resumed by %ld\n",
+			stream, (long)getpid());
 	x = sse_new(stream, stream[0] == 'r',
 		    !resume && strcmp(s.version, "2025-11-25") == 0, after);
 	if (x == NULL)

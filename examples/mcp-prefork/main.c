@@ -233,7 +233,9 @@ static void __attribute__((noreturn)) usage(int status)
 		"  --max-conns N     connections per worker, 1..238 (200)\n"
 		"  --allow-origin O  also accept this Origin (repeatable; *: "
 		"all)\n"
-		"  --unlink-at-exit  remove the domain when the server stops\n",
+		"  --unlink-at-exit  remove the domain when the server stops\n"
+		"  --log-streams     log which worker opens or resumes each "
+		"SSE stream\n",
 		MAX_WORKERS);
 	exit(status);
 }
@@ -266,6 +268,7 @@ int main(int argc, char **argv)
 		{"max-conns", required_argument, NULL, 'c'},
 		{"allow-origin", required_argument, NULL, 'o'},
 		{"unlink-at-exit", no_argument, NULL, 'u'},
+		{"log-streams", no_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -326,6 +329,9 @@ int main(int argc, char **argv)
 			break;
 		case 'u':
 			mcp_opts.unlink_at_exit = true;
+			break;
+		case 'L':
+			mcp_opts.log_streams = true;
 			break;
 		case 'h':
 			usage(0);

@@ -28,6 +28,8 @@ struct mcp_opts {
 	size_t stream_bytes;	/* --stream-bytes, 256 KiB */
 	unsigned max_conns;	/* --max-conns, connections per worker */
 	bool unlink_at_exit;	/* --unlink-at-exit */
+	bool log_streams;	/* --log-streams: which worker serves which
+				 * SSE stream, on stderr */
 	const char **origins;	/* --allow-origin, repeated */
 	int norigins;
 };
