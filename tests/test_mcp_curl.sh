@@ -7,8 +7,9 @@
 # session, unknown session, bad protocol version, bad Origin, malformed
 # JSON), tools/list and tools/call, a count whose response ends early and
 # is resumed with GET and Last-Event-ID, requests spread over the
-# workers, and DELETE. The server is stopped and the domain removed at
-# the end, whatever happens. Exit 0 if every check passes, 1 if one
+# workers, a worker killed and forked again, and DELETE. The server is
+# stopped and the domain removed at the end, whatever happens. Exit 0 if
+# every check passes, 1 if one
 # fails, 77 (skip) without curl or without the server binary.
 
 SERVER=${SESH_MCP_SERVER:-./examples/mcp-prefork/mcp-prefork}
@@ -205,7 +206,41 @@ else
 	not_ok "whoami: 20 answers from more than one worker ($NANS answers, $NPIDS pids)"
 fi
 
-# 6. DELETE, then the session is gone
+# 6. A worker killed with SIGKILL: the master forks another, and the
+# session lives on (it is in the sesh domain, not in the worker).
+VICTIM=$(head -n 1 "$TMP/pids")
+kill -KILL "$VICTIM" 2>/dev/null
+i=0
+while ! grep -q "worker $VICTIM died of signal 9" "$TMP/err" ||
+	[ "$(grep -c 'is pid' "$TMP/err")" -lt 1 ]; do
+	i=$((i + 1))
+	[ $i -gt 60 ] && break
+	sleep 0.1
+done
+if grep -q "worker $VICTIM died of signal 9" "$TMP/err" &&
+	grep -q 'is pid' "$TMP/err"; then
+	ok "a worker killed with SIGKILL is forked again"
+else
+	not_ok "a worker killed with SIGKILL is forked again" "$TMP/err"
+fi
+: >"$TMP/pids2"
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	{
+		curl -sS --max-time 10 -X POST "$URL" -H "$JSON" \
+			-H 'Accept: application/json' -H "$SESS" -H "$VER" \
+			-d '{"jsonrpc":"2.0","id":10,"method":"tools/call",
+			"params":{"name":"whoami","arguments":{}}}'
+		echo
+	} | sed -n 's/.*"text":"pid \([0-9]*\)".*/\1/p' >>"$TMP/pids2"
+done
+if [ "$(wc -l <"$TMP/pids2")" -eq 10 ] &&
+	! grep -qx "$VICTIM" "$TMP/pids2"; then
+	ok "the session outlives the killed worker: 10 answers from others"
+else
+	not_ok "the session outlives the killed worker" "$TMP/pids2"
+fi
+
+# 7. DELETE, then the session is gone
 curl -sS -i --max-time 10 -X DELETE "$URL" -H "$SESS" -H "$VER" \
 	>"$TMP/delete" 2>&1
 check "DELETE: 200" "$TMP/delete" '^HTTP/1.1 200'
@@ -214,8 +249,8 @@ post gone '{"jsonrpc":"2.0","id":9,"method":"ping"}' -H "$BOTH" \
 check "after DELETE: 404, -32001" "$TMP/gone" '^HTTP/1.1 404' \
 	'"code":-32001'
 
-# No worker died on the way.
-if grep -q 'died of signal' "$TMP/err"; then
+# No worker died on the way but the one we killed.
+if grep 'died of signal' "$TMP/err" | grep -qv "worker $VICTIM died of signal 9"; then
 	not_ok "no worker crashed" "$TMP/err"
 else
 	ok "no worker crashed"
