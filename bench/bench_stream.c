@@ -1356,6 +1356,28 @@ static int pp_trip(struct ep *tx, struct ep *rx, uint8_t *msg, bool spin,
 	return 0;
 }
 
+/*
+ * One side of a ping-pong: pinned to `cpu`, receiving on rx_sid and
+ * sending on tx_sid, with a message buffer. Returns 0, or -1 (said why)
+ * with *tx zeroed or open, for the caller's ep_close().
+ */
+static int pp_open(struct bench *b, const char *role, int cpu,
+		   const char *rx_sid, const char *tx_sid, int fd,
+		   struct ep *rx, struct ep *tx, uint8_t **msg)
+{
+	memset(tx, 0, sizeof(*tx));
+	pin(cpu, role);
+	if (ep_open(rx, b, role, rx_sid, fd, true, 1) ||
+	    ep_open(tx, b, role, tx_sid, fd, false, 1))
+		return -1;
+	*msg = calloc(1, b->o.size);
+	if (*msg == NULL) {
+		say("%s: out of memory", role);
+		return -1;
+	}
+	return 0;
+}
+
 static int pp_ping(struct bench *b, unsigned idx)
 {
 	struct ctl *c = b->ctl;
@@ -1366,16 +1388,9 @@ static int pp_ping(struct bench *b, unsigned idx)
 	int r = -1;
 
 	(void)idx;
-	memset(&tx, 0, sizeof(tx));
-	pin(0, "pinger");
-	if (ep_open(&rx, b, "pinger", PONG_SID, b->fd[0], true, 1) ||
-	    ep_open(&tx, b, "pinger", PING_SID, b->fd[0], false, 1))
+	if (pp_open(b, "pinger", 0, PONG_SID, PING_SID, b->fd[0], &rx, &tx,
+		    &msg))
 		goto out;
-	msg = calloc(1, b->o.size);
-	if (!msg) {
-		say("pinger: out of memory");
-		goto out;
-	}
 	atomic_fetch_add(&c->ready, 1);
 	/* Both subscriptions are open (acquire: the ponger's fetch_add). */
 	wait_for(&c->ready, 2);
@@ -1424,16 +1439,9 @@ static int pp_pong(struct bench *b, unsigned idx)
 	int r = -1;
 
 	(void)idx;
-	memset(&tx, 0, sizeof(tx));
-	pin(1, "ponger");
-	if (ep_open(&rx, b, "ponger", PING_SID, b->fd[1], true, 1) ||
-	    ep_open(&tx, b, "ponger", PONG_SID, b->fd[1], false, 1))
+	if (pp_open(b, "ponger", 1, PING_SID, PONG_SID, b->fd[1], &rx, &tx,
+		    &msg))
 		goto out;
-	msg = calloc(1, b->o.size);
-	if (!msg) {
-		say("ponger: out of memory");
-		goto out;
-	}
 	/* Release: the subscription is open before the pinger sends. */
 	atomic_fetch_add(&c->ready, 1);
 	for (i = 0;; i++) {
